@@ -1,0 +1,77 @@
+"""The solver adapter protocol.
+
+A solver file in ``solvers/`` (or any file passed by path) defines ``SOLVERS``, a list of
+:class:`Solver`. ``fit(pair, key, budget)`` trains on samples of the pair and returns a
+:class:`Fitted` with the learned maps; the engine evaluates them with the benchmark's
+metrics, so a solver never sees the ground truth beyond the samples it draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from otarena import plugins
+from otarena.budgets import Budget
+from otarena.errors import OtarenaError, UnknownNameError
+from otarena.pairs import Pair
+
+Map = Callable[[jax.Array], jax.Array]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a solver learned: maps source -> target (``forward``) and back (``inverse``)."""
+
+    forward: Map
+    inverse: Map | None = None
+    iterations: int = 0
+    diverged: bool = False  # loss went NaN or beyond the divergence bound
+    curve: tuple[Mapping[str, float], ...] = ()  # evaluations during training
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Solver:
+    name: str
+    fit: Callable[[Pair, jax.Array, Budget], Fitted]
+    config: Mapping[str, Any]  # everything that determines the result besides pair/seed/budget
+    label: str = ""  # the paper's name for the row, e.g. "[L]"
+    description: str = ""
+    source: str = ""  # the file that defined it
+
+
+def _solvers_of(module) -> list[Solver]:
+    found = getattr(module, "SOLVERS", None)
+    if not isinstance(found, (list, tuple)) or not all(isinstance(s, Solver) for s in found):
+        raise OtarenaError(f"{module.__file__} must define SOLVERS, a list of otarena.solver.Solver")
+    return [Solver(**{**s.__dict__, "source": s.source or module.__file__}) for s in found]
+
+
+def registry() -> dict[str, Solver]:
+    """Every solver of the plugin folder ``solvers/``, by name."""
+    found: dict[str, Solver] = {}
+    for module in plugins.load_folder("solvers"):
+        for s in _solvers_of(module):
+            if s.name in found:
+                raise OtarenaError(f"solver {s.name!r} is defined twice: "
+                                   f"{found[s.name].source} and {s.source}")
+            found[s.name] = s
+    return found
+
+
+def load_file(path: str | Path) -> list[Solver]:
+    """The solvers of a user's adapter file outside the plugin folder."""
+    return _solvers_of(plugins.load_file(Path(path), namespace="otarena_user"))
+
+
+def get(name: str) -> Solver:
+    solvers = registry()
+    if name not in solvers:
+        raise UnknownNameError(f"unknown solver {name!r}; `otarena list solvers` shows the "
+                               f"{len(solvers)} solvers")
+    return solvers[name]

@@ -1,0 +1,39 @@
+"""The trivial baselines of Korotin et al. 2021: [L] linear, [C] constant, [ID] identity."""
+
+import jax.numpy as jnp
+
+from otarena import gaussian
+from otarena.solver import Fitted, Solver
+
+
+def _affine(w, b):
+    w, b = jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)
+    return lambda x: x @ w.T + b
+
+
+def fit_linear(pair, key, budget):
+    """The OT map between the Gaussians with the source's and target's mean and covariance."""
+    forward = gaussian.ot_map(pair.source_mean, pair.source_cov, pair.target_mean, pair.target_cov)
+    inverse = gaussian.ot_map(pair.target_mean, pair.target_cov, pair.source_mean, pair.source_cov)
+    return Fitted(forward=_affine(*forward), inverse=_affine(*inverse))
+
+
+def fit_constant(pair, key, budget):
+    """Every point to the mean of the other measure (L2-UVP = 100 by construction)."""
+    target_mean = jnp.asarray(pair.target_mean, jnp.float32)
+    source_mean = jnp.asarray(pair.source_mean, jnp.float32)
+    return Fitted(forward=lambda x: jnp.broadcast_to(target_mean, x.shape),
+                  inverse=lambda y: jnp.broadcast_to(source_mean, y.shape))
+
+
+def fit_identity(pair, key, budget):
+    return Fitted(forward=lambda x: x, inverse=lambda y: y)
+
+
+SOLVERS = [
+    Solver("linear", fit_linear, {"moments": "source exact / target 2^16 samples"},
+           label="[L]", description="closed-form OT map between Gaussian fits of P and Q"),
+    Solver("constant", fit_constant, {}, label="[C]",
+           description="maps every point to the mean of the other measure"),
+    Solver("identity", fit_identity, {}, label="[ID]", description="T(x) = x"),
+]
