@@ -17,10 +17,13 @@ from otarena.models import dense_icnn
 FILE = "w2-benchmark/Mix3toMix10/4_v1.pt"
 
 
+SOURCE = data.data_dir()  # the real data directory, before any test redirects it
+
+
 @pytest.fixture
 def data_copy(tmp_path, monkeypatch):
     """A private data directory with the dim-4 checkpoints, and no cached pairs."""
-    src = data.data_dir()
+    src = SOURCE
     for rel in ("w2-benchmark/Mix3toMix10/4_v1.pt", "w2-benchmark/Mix3toMix10/4_v2.pt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src / rel, tmp_path / rel)
@@ -98,9 +101,7 @@ def test_fetch_checks_the_checksum(data_copy, monkeypatch):
     """fetch() installs a file whose sha256 matches and refuses one that does not."""
     good = data.entry(FILE)
     (data_copy / FILE).unlink()
-    source = Path(os.environ.get("OTARENA_SHARED", data.repo_root().parent / "shared" / "data"))
-    if not (source / FILE).is_file():
-        pytest.skip("no shared data copy to fetch from")
+    source = SOURCE
     local = data.DataFile(**{**good.__dict__, "url": (source / FILE).as_uri()})
     assert data.fetch(local) == data_copy / FILE
     assert data.status(good)[0] == "ok"
