@@ -54,7 +54,7 @@ def cmd_run(args) -> int:
     todo = runner.cells(pair_names, solvers, args.seeds, budget, args.eval_size,
                         reverse=args.reverse)
     store = Store(args.results)
-    records = runner.run(todo, store, force=args.force,
+    records = runner.run(todo, store, force=args.force, vmap_seeds=args.vmap_seeds,
                          log=(lambda _: None) if args.quiet else print)
     df = report.frame(records)
     print()
@@ -149,6 +149,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--reverse", action="store_true", help="swap source and target of every pair")
     run.add_argument("--results", default="results", help="result store directory (default results/)")
     run.add_argument("--force", action="store_true", help="redo cells already in the store")
+    run.add_argument("--vmap-seeds", action="store_true",
+                     help="train the seeds of a cell in one compiled program (vmap over keys)")
     run.add_argument("--quiet", action="store_true", help="no per-cell lines")
     run.set_defaults(func=cmd_run)
 

@@ -31,23 +31,33 @@ def evaluation_key(seed: int = EVAL_SEED) -> jax.Array:
     return jax.random.key(seed)
 
 
-@jax.jit
-def _sums(start, truth, fitted):
-    """Per-chunk sums: |fitted - truth|^2, <truth - start, fitted - start>, |fitted - start|^2."""
+def displacement_sums(start, truth, fitted):
+    """Sums over points of |fitted - truth|^2, <truth - start, fitted - start>, |fitted - start|^2."""
     move = fitted - start
     return jnp.stack([jnp.sum((fitted - truth) ** 2), jnp.sum((truth - start) * move),
                       jnp.sum(move * move)])
+
+
+def scores(mean_sums, var, cost):
+    """(L2-UVP, cosine) from the per-point means of :func:`displacement_sums`.
+
+    A map that moves no point (the identity) has no direction: its cosine is 0, as in the
+    official code.
+    """
+    err, inner, move = mean_sums[0], mean_sums[1], mean_sums[2]
+    cos = jnp.where(move > 0, inner / jnp.sqrt(2.0 * cost * jnp.where(move > 0, move, 1.0)), 0.0)
+    return 100.0 * err / var, cos
+
+
+_chunk_sums = jax.jit(displacement_sums)
 
 
 def _direction(start, truth, fitted_map, var, cost, chunk):
     totals = np.zeros(3)
     for i in range(0, len(start), chunk):
         s, t = start[i:i + chunk], truth[i:i + chunk]
-        totals += np.asarray(_sums(s, t, fitted_map(s)), dtype=np.float64)
-    err, inner, move = totals / len(start)
-    uvp = 100.0 * err / var
-    # A map that moves no point (the identity) has no direction: cosine 0, as officially.
-    cos = inner / np.sqrt(2.0 * cost * move) if move > 0 else 0.0
+        totals += np.asarray(_chunk_sums(s, t, fitted_map(s)), dtype=np.float64)
+    uvp, cos = scores(totals / len(start), var, cost)
     return float(uvp), float(cos)
 
 

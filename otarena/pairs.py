@@ -182,10 +182,18 @@ def _forward_pair(name: str) -> Pair:
     return family_of(name).build(name)
 
 
+@lru_cache(maxsize=None)
+def _reversed_pair(forward: Pair) -> Pair:
+    return forward.reversed()
+
+
 def load(name: str, reverse: bool = False) -> Pair:
-    """The benchmark pair ``name`` (``reverse=True`` swaps source and target)."""
+    """The benchmark pair ``name`` (``reverse=True`` swaps source and target).
+
+    Pairs are built once per process: the same name gives the same object.
+    """
     pair = _forward_pair(name)
-    return pair.reversed() if reverse else pair
+    return _reversed_pair(pair) if reverse else pair
 
 
 def inverse_by_conjugate(potential: Callable[[jax.Array], jax.Array], tol: float = 1e-3,

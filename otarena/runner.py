@@ -79,15 +79,24 @@ def git_state() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def run_cell(cell: Cell) -> dict:
-    """Train, evaluate and describe one cell as a result record."""
-    pair = pairs.load(cell.pair, reverse=cell.reverse)
-    key = jax.random.key(cell.seed)
+def run_cells(group: list[Cell]) -> list[dict]:
+    """Train and evaluate cells that differ only by seed; one compiled program if possible."""
+    first = group[0]
+    pair = pairs.load(first.pair, reverse=first.reverse)
+    keys = jax.numpy.stack([jax.random.key(c.seed) for c in group])
     start = time.perf_counter()
-    fitted = cell.solver.fit(pair, key, cell.budget)
-    jax.block_until_ready(fitted.forward(pair.sample_source(key, 1)))
+    if len(group) > 1:
+        fitted_all = first.solver.fit_seeds(pair, keys, first.budget)
+    else:
+        fitted_all = [first.solver.fit(pair, keys[0], first.budget)]
+    for fitted in fitted_all:
+        jax.block_until_ready(fitted.forward(pair.sample_source(keys[0], 1)))
     train_seconds = time.perf_counter() - start
+    return [_record(cell, pair, fitted, train_seconds, len(group))
+            for cell, fitted in zip(group, fitted_all)]
 
+
+def _record(cell: Cell, pair, fitted, train_seconds: float, vmapped: int) -> dict:
     start = time.perf_counter()
     if fitted.diverged:
         # As in the papers: keep the last evaluation before the divergence; reports
@@ -109,7 +118,8 @@ def run_cell(cell: Cell) -> dict:
         "iterations": fitted.iterations,
         "timing": {"train_seconds": train_seconds, "eval_seconds": eval_seconds,
                    "seconds_per_iteration": (train_seconds / fitted.iterations
-                                             if fitted.iterations else None)},
+                                             if fitted.iterations else None),
+                   "seeds_in_program": vmapped},
         "solver_label": cell.solver.label,
         "solver_info": dict(fitted.info),
         "pair_provenance": dict(pair.provenance),
@@ -126,20 +136,35 @@ def cells(pair_names: Iterable[str], solvers: Iterable[Solver], seeds: Iterable[
             for p in pair_names for s in solvers for seed in seeds]
 
 
+def _groups(todo: list[Cell], vmap_seeds: bool) -> list[list[Cell]]:
+    """Cells to train together: the seeds of one (pair, solver, budget) when vmapping."""
+    if not vmap_seeds:
+        return [[c] for c in todo]
+    groups: dict[tuple, list[Cell]] = {}
+    for c in todo:
+        if c.solver.fit_seeds is None:
+            groups[(id(c),)] = [c]
+        else:
+            groups.setdefault((c.pair, c.reverse, c.solver.name, c.budget, c.eval_size), []).append(c)
+    return list(groups.values())
+
+
 def run(todo: list[Cell], store: Store, force: bool = False,
-        log: Callable[[str], None] = print) -> list[dict]:
+        log: Callable[[str], None] = print, vmap_seeds: bool = False) -> list[dict]:
     """Run every cell whose record is not in the store (all of them with ``force``)."""
     done = set() if force else store.ids()
-    for i, cell in enumerate(todo, 1):
-        prefix = f"[{i}/{len(todo)}] {cell.label}"
+    for cell in todo:
         if cell.run_id in done:
-            log(f"{prefix}: already in {store.root}, skipped")
-            continue
-        record = run_cell(cell)
-        store.add(record, replace=force)
-        uvp = record["metrics"].get("l2_uvp_fwd")
-        shown = "n/a" if uvp is None else f"{uvp:.2f}"
-        log(f"{prefix}: {record['status']}, L2-UVP fwd {shown} "
-            f"({record['timing']['train_seconds']:.1f}s train)")
+            log(f"{cell.label}: already in {store.root}, skipped")
+    pending = [c for c in todo if c.run_id not in done]
+    finished = len(todo) - len(pending)
+    for group in _groups(pending, vmap_seeds):
+        for record, cell in zip(run_cells(group), group):
+            store.add(record, replace=force)
+            finished += 1
+            uvp = record["metrics"].get("l2_uvp_fwd")
+            shown = "n/a" if uvp is None else f"{uvp:.2f}"
+            log(f"[{finished}/{len(todo)}] {cell.label}: {record['status']}, L2-UVP fwd "
+                f"{shown} ({record['timing']['train_seconds']:.1f}s train)")
     wanted = {c.run_id for c in todo}
     return [r for r in store.records() if r["run_id"] in wanted]

@@ -43,6 +43,8 @@ class Solver:
     label: str = ""  # the paper's name for the row, e.g. "[L]"
     description: str = ""
     source: str = ""  # the file that defined it
+    # Optional: train several seeds in one compiled program, one Fitted per key.
+    fit_seeds: Callable[[Pair, jax.Array, Budget], list[Fitted]] | None = None
 
 
 def _solvers_of(module) -> list[Solver]:

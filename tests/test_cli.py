@@ -104,3 +104,19 @@ def test_data_path_and_verify():
     if not (Path(os.environ["OTARENA_DATA"]) / "w2-benchmark/Mix3toMix10/256_v1.pt").exists():
         missing = otarena("data", "verify", "hd-256", check=False)
         assert missing.returncode == 1 and "missing" in missing.stdout
+
+
+@pytest.mark.slow
+def test_neural_solvers_smoke_matrix(tmp_path):
+    """The issue's command: every listed solver on hd-2 and hd-4, two seeds, smoke budget."""
+    store = tmp_path / "results"
+    solvers = ["W2", "MM", "MMv1", "MMv2", "icnn-objective-lbfgs", "mlp-regression-adam"]
+    otarena("run", "--pairs", "hd-2,hd-4", "--solvers", ",".join(solvers), "--seeds", "0,1",
+            "--budget", "smoke", "--results", str(store), "--quiet")
+    records = [json.loads(line) for line in (store / "records.jsonl").read_text().splitlines()]
+    cells = {(r["pair"], r["solver"], r["seed"]) for r in records}
+    assert len(records) == len(cells) == 2 * len(solvers) * 2
+    for r in records:
+        assert r["status"] in ("ok", "diverged")
+        assert r["curve"] and r["iterations"] > 0
+        assert r["timing"]["seconds_per_iteration"] > 0

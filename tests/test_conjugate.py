@@ -1,0 +1,72 @@
+"""Conjugate solvers recover argmin_x psi(x) - <x, y> for strongly convex quadratics."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from otarena import conjugate
+
+
+def random_quadratic(key, dim=5, n=16):
+    """psi(x) = 1/2 x'Ax + b'x with A SPD (eigenvalues in [0.5, 3]): x_hat = A^-1 (y - b)."""
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    q, _ = jnp.linalg.qr(jax.random.normal(k1, (dim, dim)))
+    a = (q * jax.random.uniform(k2, (dim,), minval=0.5, maxval=3.0)) @ q.T
+    b = jax.random.normal(k3, (dim,))
+    y = jax.random.normal(k4, (n, dim))
+
+    def psi_batch(x):
+        return 0.5 * jnp.einsum("ni,ij,nj->n", x, a, x) + x @ b
+
+    exact = jnp.linalg.solve(a, (y - b).T).T
+    return psi_batch, y, exact
+
+
+@pytest.mark.parametrize("solver", [
+    conjugate.LBFGS(gtol=1e-6, max_iter=200),
+    conjugate.Adam(gtol=1e-6, max_iter=3000, lr=0.05),
+    conjugate.BatchAdam(tol=1e-6, max_iter=5000, lr=0.05),
+], ids=["lbfgs", "adam", "batch-adam"])
+def test_solvers_recover_the_exact_conjugate_point(solver):
+    """In float64. In float32 a line search on function values stalls near 1e-3: close to the
+    optimum the objective changes by less than its rounding (see the next test)."""
+    with jax.enable_x64(True):
+        psi_batch, y, exact = random_quadratic(jax.random.key(0))
+        assert y.dtype == jnp.float64
+        x0 = y + jax.random.normal(jax.random.key(1), y.shape)  # a warm start off the answer
+        solution = jax.jit(lambda y, x0: solver.solve_batch(psi_batch, y, x0))(y, x0)
+        assert float(jnp.max(jnp.abs(solution.x - exact))) < 1e-4
+
+
+def test_lbfgs_in_float32_gets_as_close_as_float32_allows():
+    psi_batch, y, exact = random_quadratic(jax.random.key(0))
+    x0 = y + jax.random.normal(jax.random.key(1), y.shape)
+    solution = conjugate.LBFGS(gtol=1e-6, max_iter=200).solve_batch(psi_batch, y, x0)
+    assert float(jnp.max(jnp.abs(solution.x - exact))) < 5e-3
+
+
+@pytest.mark.parametrize("name", ["lbfgs", "adam"])
+def test_amos_settings_stop_at_the_gradient_tolerance(name):
+    solver = conjugate.SOLVERS[name]
+    psi_batch, y, exact = random_quadratic(jax.random.key(2), n=64)
+    solution = jax.jit(lambda y, x0: solver.solve_batch(psi_batch, y, x0))(y, y)
+    grad = jax.vmap(jax.grad(lambda x, yi: psi_batch(x[None])[0] - x @ yi))(solution.x, y)
+    done = jnp.max(jnp.abs(grad), axis=1) < solver.gtol
+    assert bool(jnp.all(done | (solution.iterations >= solver.max_iter)))
+    assert int(solution.iterations.max()) <= solver.max_iter
+    assert float(jnp.mean(done)) > 0.9  # a well-conditioned quadratic converges
+
+
+def test_lbfgs_is_faster_than_adam_on_a_quadratic():
+    psi_batch, y, _ = random_quadratic(jax.random.key(3), n=32)
+    iters = {name: int(np.mean(conjugate.SOLVERS[name].solve_batch(psi_batch, y, y).iterations))
+             for name in ("lbfgs", "adam")}
+    assert iters["lbfgs"] < iters["adam"]
+
+
+def test_a_start_at_the_answer_takes_no_step():
+    psi_batch, y, exact = random_quadratic(jax.random.key(4))
+    solution = conjugate.SOLVERS["lbfgs"].solve_batch(psi_batch, y, exact)
+    assert int(solution.iterations.max()) == 0
+    np.testing.assert_array_equal(np.asarray(solution.x), np.asarray(exact))

@@ -1,0 +1,114 @@
+"""The training engine: amortization losses, gradient flow, divergence, vmapped seeds."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from otarena import pairs, report, runner, solver
+from otarena.budgets import Budget
+from otarena.dual import DualSpec, Engine, Optimizer, train
+from otarena.models.networks import Model
+from otarena.store import Store
+
+# psi(x) = a/2 |x|^2 (grad psi = a x) and H(y) = c y: every loss has a closed form.
+A, C, W = 3.0, 0.5, 2.0
+QUADRATIC = Model("quadratic", init=lambda k, x: {"a": jnp.array(2.0)},
+                  apply=lambda p, x: 0.5 * p["a"] * jnp.sum(x * x, axis=1), is_potential=True)
+SCALING = Model("scaling", init=lambda k, x: {"c": jnp.array(0.5)},
+                apply=lambda p, y: p["c"] * y, is_potential=False)
+X = jnp.array([[1.0, 2.0], [-1.0, 0.5]])
+Y = jnp.array([[0.5, -1.0], [2.0, 1.0]])
+X_HAT = jnp.array([[0.3, -0.4], [0.9, 0.6]])  # a "fine-tuned" conjugate point
+
+
+def engine(amortization, conjugate=None):
+    spec = DualSpec(potential="icnn", amortizer="residual-mlp", amortization=amortization,
+                    conjugate_solver=conjugate)
+    e = Engine(pairs.load("hd-2"), spec, Budget("smoke"))
+    e.psi, e.h, e.cycle_weight = QUADRATIC, SCALING, W
+    return e
+
+
+def amortization(kind):
+    e = engine(kind, "lbfgs" if kind in ("regression", "cycle-finetune") else None)
+    psi, h = {"a": jnp.array(A)}, {"c": jnp.array(C)}
+    value = e.amortization_loss(psi, h, SCALING.apply(h, Y), X_HAT, X, Y)
+    grad_psi = jax.grad(lambda p: e.amortization_loss(p, h, SCALING.apply(h, Y), X_HAT, X, Y))(psi)
+    return float(value), float(grad_psi["a"])
+
+
+def test_objective_loss():
+    value, grad_psi = amortization("objective")
+    hy = C * Y  # E[psi(H(y)) - <H(y), y>] = E[a/2 |c y|^2 - c |y|^2]
+    expected = np.mean(0.5 * A * np.sum(hy**2, 1) - np.sum(hy * Y, 1))
+    assert value == pytest.approx(float(expected))
+    assert grad_psi == 0.0  # psi is frozen in the amortization loss
+
+
+def test_regression_loss():
+    value, grad_psi = amortization("regression")
+    assert value == pytest.approx(float(np.mean((C * Y - X_HAT) ** 2)))
+    assert grad_psi == 0.0
+
+
+def test_cycle_loss_trains_psi_too():
+    value, grad_psi = amortization("cycle")
+    # w (mean|a c y - y|^2 + mean|c a x - x|^2)
+    expected = W * (np.mean((A * C * Y - Y) ** 2) + np.mean((C * A * X - X) ** 2))
+    assert value == pytest.approx(float(expected))
+    assert grad_psi != 0.0
+
+
+def test_cycle_finetune_loss_is_one_sided_with_psi_frozen():
+    value, grad_psi = amortization("cycle-finetune")
+    assert value == pytest.approx(W * float(np.mean((A * C * Y - Y) ** 2)))
+    assert grad_psi == 0.0
+
+
+def test_none_loss_is_zero():
+    assert amortization("none") == (0.0, 0.0)
+
+
+def test_dual_loss_detaches_the_conjugate_point():
+    e = engine("objective")
+    psi, h = {"a": jnp.array(A)}, {"c": jnp.array(C)}
+    total, aux = e.losses(psi, h, X, Y, jax.random.key(0))
+    hy = C * Y
+    dual = np.mean(0.5 * A * np.sum(X**2, 1)) + np.mean(np.sum(hy * Y, 1) - 0.5 * A * np.sum(hy**2, 1))
+    assert float(aux["dual"]) == pytest.approx(float(dual))
+    # d dual / d a = E|x|^2/2 - E|x_hat|^2/2 with x_hat held fixed
+    g = jax.grad(lambda p: e.losses(p, h, X, Y, jax.random.key(0))[1]["dual"])(psi)
+    expected = 0.5 * np.mean(np.sum(X**2, 1)) - 0.5 * np.mean(np.sum(hy**2, 1))
+    assert float(g["a"]) == pytest.approx(float(expected))
+
+
+def test_a_diverging_run_is_recorded_as_diverged(tmp_path):
+    spec = DualSpec(potential="mlp", amortizer="residual-mlp", amortization="objective",
+                    conjugate_solver=None, optimizer=Optimizer(lr=50.0, cosine_final_fraction=None),
+                    iterations={"smoke": 200}, pretrain_steps={"smoke": 10}, eval_every={"smoke": 20})
+    boom = solver.Solver("boom", lambda p, k, b: train(p, spec, k[None], b)[0], {"lr": 50.0})
+    cell = runner.Cell("hd-2", False, boom, 0, Budget("smoke"), 4096)
+    [record] = runner.run_cells([cell])
+    assert record["status"] == "diverged"
+    assert record["iterations"] < 200
+    assert all(np.isfinite(v) for v in record["metrics"].values())  # last good evaluation
+    Store(tmp_path).add(record)
+    table = report.table(report.frame(Store(tmp_path).records()), "hd", "l2_uvp_fwd")
+    assert table.loc["boom", "hd-2"] == ">100"
+
+
+def test_vmapped_seeds_match_separate_runs():
+    spec = DualSpec(potential="icnn", amortizer="residual-mlp", amortization="objective",
+                    conjugate_solver="lbfgs", iterations={"smoke": 40},
+                    pretrain_steps={"smoke": 20}, eval_every={"smoke": 20})
+    pair = pairs.load("hd-2")
+    keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
+    both = train(pair, spec, keys, Budget("smoke"))
+    alone = train(pair, spec, keys[1:], Budget("smoke"))
+    a, b = both[1].curve[-1]["l2_uvp_fwd"], alone[0].curve[-1]["l2_uvp_fwd"]
+    assert a == pytest.approx(b, rel=1e-3)
+    assert both[0].curve[-1]["l2_uvp_fwd"] != pytest.approx(a, rel=1e-3)  # seeds differ
+    x = pair.sample_source(jax.random.key(9), 64)
+    np.testing.assert_allclose(np.asarray(both[1].forward(x)), np.asarray(alone[0].forward(x)),
+                               rtol=1e-3, atol=1e-4)

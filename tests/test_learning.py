@@ -1,0 +1,21 @@
+"""Solvers learn: on hd-2 at the quick budget, W2 and icnn-objective-lbfgs beat [L] by 4x."""
+
+import jax
+import pytest
+
+from otarena import metrics, pairs, solver
+from otarena.budgets import Budget
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["W2", "icnn-objective-lbfgs"])
+def test_quick_budget_beats_a_quarter_of_linear(name):
+    pair = pairs.load("hd-2")
+    linear = solver.get("linear").fit(pair, None, Budget())
+    linear_uvp = metrics.evaluate(pair, linear.forward, size=2**14)["l2_uvp_fwd"]
+    fitted = solver.get(name).fit(pair, jax.random.key(0), Budget("quick"))
+    uvp = metrics.evaluate(pair, fitted.forward, fitted.inverse, size=2**14)["l2_uvp_fwd"]
+    assert not fitted.diverged
+    assert uvp < linear_uvp / 4, (uvp, linear_uvp)
+    # the training curve goes down
+    assert fitted.curve[-1]["l2_uvp_fwd"] < fitted.curve[0]["l2_uvp_fwd"]
