@@ -40,28 +40,104 @@ def _positive(text: str) -> int:
     return value
 
 
+def _cells(args, budget, extra_solvers=()):
+    """The cells a `run` asks for: a suite (narrowed by the flags) or an ad-hoc selection."""
+    from otarena import data, pairs, runner, solver, suites
+
+    by_name = {s.name: s for s in extra_solvers}
+
+    def get(name):
+        return by_name[name] if name in by_name else solver.get(name)
+
+    if args.suite is None:
+        if not args.pairs or not args.solvers:
+            raise OtarenaError("give --suite, or both --pairs and --solvers")
+        pair_names = _csv(args.pairs)
+        for name in pair_names:
+            pairs.family_of(name)  # unknown names fail before any work
+        return runner.cells(pair_names, [get(n) for n in _csv(args.solvers)],
+                            args.seeds or [0], budget, args.eval_size, reverse=args.reverse)
+    suite = suites.get(args.suite)
+    chosen_pairs = _csv(args.pairs) if args.pairs else list(suite.pairs)
+    chosen_solvers = _csv(args.solvers) if args.solvers else None
+    for name in chosen_pairs:
+        if name not in suite.pairs:
+            raise OtarenaError(f"pair {name!r} is not in suite {suite.name}")
+    ready = []
+    for name in chosen_pairs:
+        missing = [p for p in pairs.family_of(name).data_files(name)
+                   if data.status(data.entry(p))[0] in ("missing", "corrupt")]
+        if missing:
+            print(f"{name}: skipped, data not usable ({', '.join(missing)}); "
+                  f"`otarena data fetch {name}`", file=sys.stderr)
+        else:
+            ready.append(name)
+    seeds = args.seeds or list(suite.seeds[budget.profile])
+    todo = []
+    for names, reverse in ((suite.solvers, False), (suite.reversed_solvers, True)):
+        picked = [n for n in names if chosen_solvers is None or n in chosen_solvers or
+                  (reverse and f"{n}:R" in chosen_solvers)]
+        todo += runner.cells(ready, [get(n) for n in picked], seeds, budget, args.eval_size,
+                             reverse=reverse)
+    return todo
+
+
 def cmd_run(args) -> int:
-    from otarena import report, runner, solver
+    from otarena import executors, report, runner
     from otarena.budgets import Budget
-    from otarena.pairs import family_of
     from otarena.store import Store
 
-    pair_names = _csv(args.pairs)
-    for name in pair_names:
-        family_of(name)  # unknown names fail before any work
-    solvers = [solver.get(name) for name in _csv(args.solvers)]
     budget = Budget(args.budget, iterations=args.iterations, eval_every=args.eval_every)
-    todo = runner.cells(pair_names, solvers, args.seeds, budget, args.eval_size,
-                        reverse=args.reverse)
+    todo = _cells(args, budget)
     store = Store(args.results)
+    if args.executor != "local":
+        options = executors.SlurmOptions(partition=args.partition,
+                                         time_limit_minutes=args.time_limit,
+                                         gpus_per_job=args.gpus_per_job,
+                                         array_parallelism=args.array_parallelism)
+        cluster = "slurm" if args.executor == "slurm" else "local"
+        jobs = executors.submit(todo, store, Path(args.jobs_dir or store.root / ".submitit"),
+                                options, cluster=cluster, force=args.force,
+                                vmap_seeds=args.vmap_seeds)
+        print(f"submitted {len(jobs)} array tasks for {len(todo)} cells "
+              f"({', '.join(j.job_id for j in jobs[:3])}{', ...' if len(jobs) > 3 else ''})")
+        if args.wait:
+            for job in jobs:
+                job.result()
+        else:
+            return 0
     records = runner.run(todo, store, force=args.force, vmap_seeds=args.vmap_seeds,
-                         log=(lambda _: None) if args.quiet else print)
+                         quiet=args.quiet) if args.executor == "local" else \
+        [r for r in store.records() if r["run_id"] in {c.run_id for c in todo}]
     df = report.frame(records)
     print()
     for family in sorted(set(df.family)):
         print(f"L2-UVP fwd (%) on {family}, mean ± std over seeds:")
         print(report.table(df, family, "l2_uvp_fwd").to_string())
     print(f"\n{len(records)} records in {store.root}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from otarena import compare, runner, solver
+    from otarena.budgets import Budget
+    from otarena.store import Store
+
+    mine = solver.load_file(args.solver_file)
+    budget = Budget(args.budget, iterations=args.iterations, eval_every=args.eval_every)
+    pair_names = _csv(args.pairs)
+    against = [solver.get(n) for n in _csv(args.against)]
+    clash = {s.name for s in mine} & {s.name for s in against}
+    if clash:
+        raise OtarenaError(f"{args.solver_file} defines {', '.join(sorted(clash))}, which "
+                           "--against also names; rename the solver")
+    todo = runner.cells(pair_names, mine + against, args.seeds or [0], budget, args.eval_size)
+    store = Store(args.results)
+    records = runner.run(todo, store, quiet=args.quiet, vmap_seeds=args.vmap_seeds)
+    out = Path(args.out or Path("reports") / "compare" / Path(args.solver_file).stem)
+    for path in compare.write(records, [s.name for s in mine], [s.name for s in against],
+                              pair_names, out):
+        print(path)
     return 0
 
 
@@ -78,6 +154,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_list(args) -> int:
+    if args.what == "suites":
+        from otarena import suites
+
+        for suite in suites.SUITES.values():
+            sizes = ", ".join(f"{p} {suite.size(p)}" for p in ("smoke", "quick", "paper"))
+            print(f"{suite.name:<16} {suite.reproduces}\n{'':<16} cells: {sizes}")
+        return 0
     if args.what == "pairs":
         from otarena import data, pairs
 
@@ -138,9 +221,11 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train and score solvers on pairs; write result records",
                          epilog=EPILOG)
-    run.add_argument("--pairs", required=True, help="comma-separated pair names, e.g. hd-2,hd-4")
-    run.add_argument("--solvers", required=True, help="comma-separated solver names")
-    run.add_argument("--seeds", type=_seeds, default=[0], help="e.g. 0,1,2 or 0-9 (default 0)")
+    run.add_argument("--suite", help="a named matrix (`otarena list suites`); the flags below narrow it")
+    run.add_argument("--pairs", help="comma-separated pair names, e.g. hd-2,hd-4")
+    run.add_argument("--solvers", help="comma-separated solver names")
+    run.add_argument("--seeds", type=_seeds, help="e.g. 0,1,2 or 0-9 (default: the suite's "
+                     "seeds for the budget, else 0)")
     run.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
     run.add_argument("--iterations", type=_positive, help="override the budget's iterations")
     run.add_argument("--eval-every", type=_positive, help="override the budget's evaluation period")
@@ -151,7 +236,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="redo cells already in the store")
     run.add_argument("--vmap-seeds", action="store_true",
                      help="train the seeds of a cell in one compiled program (vmap over keys)")
-    run.add_argument("--quiet", action="store_true", help="no per-cell lines")
+    run.add_argument("--quiet", action="store_true", help="no progress bars or per-cell lines")
+    run.add_argument("--executor", choices=["local", "slurm", "submitit-local"], default="local",
+                     help="local: this process (default); slurm: a submitit job array; "
+                          "submitit-local: the SLURM path with jobs as local processes")
+    run.add_argument("--partition", help="slurm: partition")
+    run.add_argument("--time-limit", type=_positive, default=4320, help="slurm: minutes per job")
+    run.add_argument("--gpus-per-job", type=int, default=1, help="slurm: GPUs per job")
+    run.add_argument("--array-parallelism", type=_positive, default=64,
+                     help="slurm: array tasks running at once")
+    run.add_argument("--jobs-dir", help="submitit's folder (default {results}/.submitit)")
+    run.add_argument("--wait", action="store_true", help="slurm: wait for the jobs, then print the table")
     run.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="LaTeX tables and a markdown summary from the records")
@@ -159,8 +254,24 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="reports", help="output directory (default reports/)")
     rep.set_defaults(func=cmd_report)
 
-    lst = sub.add_parser("list", help="what pairs or solvers exist")
-    lst.add_argument("what", choices=["pairs", "solvers"])
+    cmp = sub.add_parser("compare", help="run a solver file against baselines; write a "
+                         "comparison table and figure", epilog=EPILOG)
+    cmp.add_argument("solver_file", help="a Python file defining SOLVERS (see README)")
+    cmp.add_argument("--pairs", required=True, help="comma-separated pair names")
+    cmp.add_argument("--against", required=True, help="comma-separated baseline solver names")
+    cmp.add_argument("--seeds", type=_seeds, help="e.g. 0,1,2 or 0-9 (default 0)")
+    cmp.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
+    cmp.add_argument("--iterations", type=_positive, help="override the budget's iterations")
+    cmp.add_argument("--eval-every", type=_positive, help="override the budget's evaluation period")
+    cmp.add_argument("--eval-size", type=_positive, default=4096, help="evaluation points (default 4096)")
+    cmp.add_argument("--results", default="results", help="result store (default results/)")
+    cmp.add_argument("--out", help="output folder (default reports/compare/<file stem>)")
+    cmp.add_argument("--vmap-seeds", action="store_true", help="train seeds in one program")
+    cmp.add_argument("--quiet", action="store_true", help="no progress bars or per-cell lines")
+    cmp.set_defaults(func=cmd_compare)
+
+    lst = sub.add_parser("list", help="what pairs, solvers or suites exist")
+    lst.add_argument("what", choices=["pairs", "solvers", "suites"])
     lst.set_defaults(func=cmd_list)
 
     dat = sub.add_parser("data", help="the data directory: path, verify, fetch", epilog=EPILOG)

@@ -22,6 +22,7 @@ of iterations (``lax.scan``) for several seeds at once (``vmap``), sampling on d
 from __future__ import annotations
 
 from collections.abc import Mapping
+import time
 import weakref
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, partial
@@ -31,12 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from otarena import conjugate, metrics
+from otarena import conjugate, metrics, runtime
 from otarena.budgets import Budget
 from otarena.models import networks
 from otarena.pairs import Pair
 from otarena.solver import Fitted, Solver
-from otarena.store import canonical
+from otarena.store import canonical, run_id
 
 AMORTIZATIONS = ("objective", "regression", "cycle", "cycle-finetune", "none")
 # A run stops when its loss is NaN or above this in magnitude, as in w2ot. The dual and
@@ -328,15 +329,39 @@ def _stack_seeds(tree, n):
     return jax.tree.map(lambda a: a[n], tree)
 
 
+def _to_host(states):
+    """States as NumPy arrays (PRNG keys as their raw data), for a checkpoint."""
+    return jax.device_get({**states, "key": jax.random.key_data(states["key"])})
+
+
+def _from_host(saved):
+    states = jax.tree.map(jnp.asarray, saved)
+    return {**states, "key": jax.random.wrap_key_data(states["key"])}
+
+
 def train(pair: Pair, spec: DualSpec, keys: jax.Array, budget: Budget,
-          eval_size: int = metrics.DEFAULT_EVAL_SIZE, log=None) -> list[Fitted]:
-    """Train one run per key (vmapped) and return one :class:`Fitted` per key."""
+          eval_size: int = metrics.DEFAULT_EVAL_SIZE) -> list[Fitted]:
+    """Train one run per key (vmapped) and return one :class:`Fitted` per key.
+
+    Under a :mod:`otarena.runtime` context the state is checkpointed every few minutes and
+    a killed run resumes from its last checkpoint, giving the same result.
+    """
     engine = engine_for(pair, spec, budget)
-    states = engine.init_states(keys)
+    context = runtime.current()
+    signature = run_id({"pair": pair.label, "spec": spec.config(), "budget": budget.as_dict(),
+                        "keys": np.asarray(jax.random.key_data(keys)).tolist(),
+                        "eval_size": eval_size})
+    checkpoint = (context.checkpoint.with_name(f"{context.checkpoint.stem}-{signature}.pkl")
+                  if context.checkpoint else None)
+    saved = runtime.load_checkpoint(checkpoint, signature)
+    if saved is None:
+        states, done = engine.init_states(keys), 0
+        curve: list[list[dict]] = [[] for _ in range(len(keys))]
+    else:
+        states, done, curve = _from_host(saved["states"]), saved["done"], saved["curve"]
     x_eval, y_eval = metrics.evaluation_sample(pair, eval_size)
-    curve: list[list[dict]] = [[] for _ in range(len(keys))]
-    done = 0
-    while done < engine.iterations:
+    last_save = time.monotonic()
+    while done < engine.iterations and not all(c and c[-1]["diverged"] for c in curve):
         length = min(engine.eval_every, engine.iterations - done)
         states, logs = engine.run_chunk(states, length)
         done += length
@@ -345,10 +370,12 @@ def train(pair: Pair, spec: DualSpec, keys: jax.Array, budget: Budget,
         for i in range(len(keys)):
             curve[i].append({"iteration": done, "diverged": bool(diverged[i]),
                              **{k: float(v[i]) for k, v in evals.items()}})
-        if log:
-            log(done, engine.iterations, evals)
-        if diverged.all():
-            break
+        if checkpoint and time.monotonic() - last_save >= context.checkpoint_every:
+            runtime.save_checkpoint(checkpoint, {"signature": signature, "done": done,
+                                                 "curve": curve, "states": _to_host(states)})
+            last_save = time.monotonic()
+        if context.progress:
+            context.progress(done, engine.iterations)
 
     fitted = []
     pretrain_loss = np.asarray(states["pretrain_loss"])

@@ -27,7 +27,11 @@ HUGE = 100.0
 
 
 def frame(records: Iterable[dict]) -> pd.DataFrame:
-    """One row per record with the fields the tables need."""
+    """One row per record with the fields the tables need.
+
+    Metrics are those of the named pair's direction: for a run on a reversed pair (":R"
+    rows) "fwd" is its inverse map, which sends P to Q.
+    """
     rows = []
     for r in records:
         fam = pairs.family_of(r["pair"]).family
@@ -36,7 +40,11 @@ def frame(records: Iterable[dict]) -> pd.DataFrame:
                "label": r.get("solver_label", ""), "seed": r["seed"],
                "budget": r["budget"]["profile"], "iterations": r.get("iterations", 0),
                "eval_size": r["eval"]["size"], "diverged": r["status"] == "diverged"}
-        row.update({m: r["metrics"].get(m, np.nan) for m in METRICS})
+        scores = r["metrics"]
+        if r["reverse"]:  # a reversed run's P -> Q map is its inverse map
+            scores = {m.replace("_inv", "_tmp").replace("_fwd", "_inv").replace("_tmp", "_fwd"): v
+                      for m, v in scores.items()}
+        row.update({m: scores.get(m, np.nan) for m in METRICS})
         rows.append(row)
     df = pd.DataFrame(rows, columns=["family", "pair", "reverse", "solver", "label", "seed",
                                      "budget", "iterations", "eval_size", "diverged", *METRICS])
@@ -142,12 +150,32 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def write(records: list[dict], out_dir: str | Path) -> list[Path]:
-    """Write ``{family}_{metric}.tex`` and ``summary.md``; return the paths written."""
+def write(records: list[dict], out_dir: str | Path, figures: bool = True) -> list[Path]:
+    """Write the suite tables in the papers' layouts (``{suite}.tex``), their comparison
+    with the papers (``{suite}_vs_paper.tex``), per-family tables, figures and
+    ``summary.md``; return the paths written."""
+    from otarena import figures as figs
+    from otarena import paper_tables, suites
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = frame(records)
-    written = []
+    written, sections = [], []
+    for suite in suites.SUITES.values():
+        table = paper_tables.latex(df, suite)
+        if not table:
+            continue
+        for name, text in ((f"{suite.name}.tex", table),
+                           (f"{suite.name}_vs_paper.tex", paper_tables.latex_comparison(df, suite))):
+            if text:
+                (out_dir / name).write_text(text)
+                written.append(out_dir / name)
+        sections.append(paper_tables.markdown(df, suite))
+        if figures:
+            for made in (figs.uvp_vs_dimension(df, suite, out_dir / "figures" / f"{suite.name}_uvp_vs_dim.png"),
+                         figs.training_curves(records, suite, out_dir / "figures" / f"{suite.name}_curves.png")):
+                if made:
+                    written.append(made)
     for family in sorted(set(df.family)):
         for metric in ("l2_uvp_fwd", "l2_uvp_inv"):
             if df[df.family == family][metric].notna().any():
@@ -155,6 +183,6 @@ def write(records: list[dict], out_dir: str | Path) -> list[Path]:
                 path.write_text(latex(df, family, metric))
                 written.append(path)
     path = out_dir / "summary.md"
-    path.write_text(markdown(df))
+    path.write_text(markdown(df) + "\n" + "\n".join(sections))
     written.append(path)
     return written

@@ -7,13 +7,15 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import jax
+from tqdm import tqdm
 
-from otarena import metrics, pairs
+from otarena import metrics, pairs, runtime
 from otarena.budgets import Budget
 from otarena.plugins import repo_root
 from otarena.solver import Solver
@@ -79,16 +81,22 @@ def git_state() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def run_cells(group: list[Cell]) -> list[dict]:
+def checkpoint_stem(store: Store, group: list[Cell]) -> Path:
+    """Where the training state of a group of cells is checkpointed (a file name prefix)."""
+    return store.root / ".checkpoints" / run_id({"cells": sorted(c.run_id for c in group)})
+
+
+def run_cells(group: list[Cell], context: runtime.RunContext = runtime.RunContext()) -> list[dict]:
     """Train and evaluate cells that differ only by seed; one compiled program if possible."""
     first = group[0]
     pair = pairs.load(first.pair, reverse=first.reverse)
     keys = jax.numpy.stack([jax.random.key(c.seed) for c in group])
     start = time.perf_counter()
-    if len(group) > 1:
-        fitted_all = first.solver.fit_seeds(pair, keys, first.budget)
-    else:
-        fitted_all = [first.solver.fit(pair, keys[0], first.budget)]
+    with runtime.running(context):
+        if len(group) > 1:
+            fitted_all = first.solver.fit_seeds(pair, keys, first.budget)
+        else:
+            fitted_all = [first.solver.fit(pair, keys[0], first.budget)]
     for fitted in fitted_all:
         jax.block_until_ready(fitted.forward(pair.sample_source(keys[0], 1)))
     train_seconds = time.perf_counter() - start
@@ -136,7 +144,7 @@ def cells(pair_names: Iterable[str], solvers: Iterable[Solver], seeds: Iterable[
             for p in pair_names for s in solvers for seed in seeds]
 
 
-def _groups(todo: list[Cell], vmap_seeds: bool) -> list[list[Cell]]:
+def groups(todo: list[Cell], vmap_seeds: bool) -> list[list[Cell]]:
     """Cells to train together: the seeds of one (pair, solver, budget) when vmapping."""
     if not vmap_seeds:
         return [[c] for c in todo]
@@ -149,22 +157,47 @@ def _groups(todo: list[Cell], vmap_seeds: bool) -> list[list[Cell]]:
     return list(groups.values())
 
 
-def run(todo: list[Cell], store: Store, force: bool = False,
-        log: Callable[[str], None] = print, vmap_seeds: bool = False) -> list[dict]:
-    """Run every cell whose record is not in the store (all of them with ``force``)."""
+def summary(cell: Cell, record: dict) -> str:
+    uvp = record["metrics"].get("l2_uvp_fwd")
+    shown = "n/a" if uvp is None else f"{uvp:.2f}"
+    return (f"{cell.label}: {record['status']}, L2-UVP fwd {shown} "
+            f"({record['timing']['train_seconds']:.1f}s train)")
+
+
+def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False,
+        vmap_seeds: bool = False) -> list[dict]:
+    """Run every cell whose record is not in the store (all of them with ``force``).
+
+    Shows a progress bar for the matrix and one for the iterations of the running cell,
+    and a line per finished cell, unless ``quiet``. Training state is checkpointed under
+    ``{store}/.checkpoints`` every ``$OTARENA_CHECKPOINT_SECONDS`` (default 300) seconds,
+    so a killed run resumes where it was.
+    """
     done = set() if force else store.ids()
-    for cell in todo:
-        if cell.run_id in done:
-            log(f"{cell.label}: already in {store.root}, skipped")
     pending = [c for c in todo if c.run_id not in done]
-    finished = len(todo) - len(pending)
-    for group in _groups(pending, vmap_seeds):
-        for record, cell in zip(run_cells(group), group):
-            store.add(record, replace=force)
-            finished += 1
-            uvp = record["metrics"].get("l2_uvp_fwd")
-            shown = "n/a" if uvp is None else f"{uvp:.2f}"
-            log(f"[{finished}/{len(todo)}] {cell.label}: {record['status']}, L2-UVP fwd "
-                f"{shown} ({record['timing']['train_seconds']:.1f}s train)")
+    for cell in pending:  # a missing or corrupt data file fails here, before any work
+        pairs.load(cell.pair, reverse=cell.reverse)
+    say = (lambda line: None) if quiet else (lambda line: tqdm.write(line, file=sys.stdout))
+    bars = {"disable": True if quiet else None, "dynamic_ncols": True}  # None: only on a TTY
+    if len(pending) < len(todo):
+        say(f"{len(todo) - len(pending)} of {len(todo)} cells already in {store.root}")
+    with tqdm(total=len(todo), initial=len(todo) - len(pending), unit="cell", desc="matrix",
+              **bars) as matrix:
+        for group in groups(pending, vmap_seeds):
+            stem = checkpoint_stem(store, group)
+            with tqdm(total=None, unit="it", desc=group[0].label, leave=False, **bars) as bar:
+                def progress(iterations, planned, bar=bar):
+                    bar.total = planned
+                    bar.update(iterations - bar.n)
+
+                context = runtime.RunContext(checkpoint=stem, progress=progress,
+                                             checkpoint_every=runtime.checkpoint_seconds())
+                records = run_cells(group, context)
+            for record, cell in zip(records, group):
+                store.add(record, replace=force)
+                matrix.update(1)
+                say(summary(cell, record))
+            for leftover in stem.parent.glob(f"{stem.name}-*.pkl"):
+                leftover.unlink()
     wanted = {c.run_id for c in todo}
     return [r for r in store.records() if r["run_id"] in wanted]

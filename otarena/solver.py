@@ -9,6 +9,7 @@ metrics, so a solver never sees the ground truth beyond the samples it draws.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,15 @@ def registry() -> dict[str, Solver]:
 
 
 def load_file(path: str | Path) -> list[Solver]:
-    """The solvers of a user's adapter file outside the plugin folder."""
-    return _solvers_of(plugins.load_file(Path(path), namespace="otarena_user"))
+    """The solvers of a user's adapter file outside the plugin folder.
+
+    The file's sha256 joins each solver's config, so editing the file makes new cells
+    instead of reusing records of the old code.
+    """
+    path = Path(path).resolve()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return [Solver(**{**s.__dict__, "config": {**s.config, "source_sha256": digest}})
+            for s in _solvers_of(plugins.load_file(path, namespace="otarena_user"))]
 
 
 def get(name: str) -> Solver:

@@ -7,7 +7,8 @@ def rec(solver, pair, seed, uvp, status="ok", reverse=False, budget="smoke", ite
     return {"run_id": f"{solver}{pair}{seed}{reverse}", "pair": pair, "reverse": reverse,
             "solver": solver, "solver_label": "", "seed": seed, "budget": {"profile": budget},
             "iterations": iterations, "eval": {"size": 4096}, "status": status,
-            "metrics": {"l2_uvp_fwd": uvp, "cos_fwd": 0.9}}
+            # a reversed run's P -> Q number is its inverse map's
+            "metrics": {"l2_uvp_inv" if reverse else "l2_uvp_fwd": uvp, "cos_fwd": 0.9}}
 
 
 RECORDS = [

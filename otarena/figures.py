@@ -1,0 +1,65 @@
+"""Seaborn figures of a suite: L2-UVP against the dimension, and training curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from otarena import paper_tables, suites  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def uvp_vs_dimension(df: pd.DataFrame, suite: suites.Suite, path: Path) -> Path | None:
+    """Mean ± std L2-UVP per row against n (log-log); diverged or >100 cells left out."""
+    c = paper_tables.cells(df, suite)
+    c = c[c.pair.str.startswith("hd-") & ~c.apply(paper_tables._is_huge, axis=1)]
+    if c.empty:
+        return None
+    c = c.assign(n=c.pair.str.split("-").str[1].astype(int))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, sub in c.groupby("label", sort=False):
+        sub = sub.sort_values("n")
+        ax.errorbar(sub.n, sub["mean"], yerr=sub["std"], marker="o", capsize=3, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="dimension n", ylabel="L2-UVP (%)",
+           title=f"{suite.name}: final L2-UVP")
+    ax.set_xticks(sorted(set(c.n)), [str(n) for n in sorted(set(c.n))])
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def training_curves(records: list[dict], suite: suites.Suite, path: Path) -> Path | None:
+    """Forward L2-UVP during training, one panel per pair, mean over seeds per row."""
+    rows = []
+    wanted = {(n, False) for n in suite.solvers} | {(n, True) for n in suite.reversed_solvers}
+    for r in records:
+        if (r["solver"], r["reverse"]) not in wanted or r["pair"] not in suite.pairs:
+            continue
+        key = "l2_uvp_fwd"
+        for point in r.get("curve", []):
+            if key in point:
+                rows.append({"pair": r["pair"], "iteration": point["iteration"],
+                             "row": paper_tables.row_name(r["solver"], r["reverse"]),
+                             "budget": r["budget"]["profile"], "l2_uvp": point[key]})
+    if not rows:
+        return None
+    curves = pd.DataFrame(rows)
+    grid = sns.relplot(data=curves, x="iteration", y="l2_uvp", hue="row", col="pair",
+                       col_wrap=4, kind="line", errorbar="sd", height=2.6,
+                       facet_kws={"sharey": False, "sharex": False})
+    grid.set(yscale="log")
+    grid.set_axis_labels("iteration", "L2-UVP fwd (%)")
+    grid.figure.suptitle(f"{suite.name}: training curves (reversed rows: their own pair's "
+                         "forward map)", y=1.02)
+    return _save(grid.figure, path)

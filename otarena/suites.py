@@ -1,0 +1,54 @@
+"""Named matrices of cells, one per paper table.
+
+A suite is pairs x solvers x seeds (seeds depend on the budget: the papers' 10 seeds at
+``paper``, fewer below), plus solvers run on the reversed pairs. ``otarena run --suite``
+runs one; ``--pairs``/``--solvers``/``--seeds`` narrow it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from otarena.errors import UnknownNameError
+
+HD_PAIRS = tuple(f"hd-{d}" for d in (2, 4, 8, 16, 32, 64, 128, 256))
+AMOS_ROWS = ("cycle", "objective", "cycle-lbfgs", "objective-lbfgs", "regression-lbfgs",
+             "cycle-adam", "objective-adam", "regression-adam")
+AMOS_SEEDS = {"smoke": (0,), "quick": (0, 1, 2), "paper": tuple(range(10))}
+ONE_RUN = {"smoke": (0,), "quick": (0,), "paper": (0,)}  # Korotin et al.: one run per cell
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    reproduces: str  # the paper table
+    paper_table: str | None  # key of otarena/paper_values.json
+    pairs: tuple[str, ...]
+    solvers: tuple[str, ...]
+    seeds: Mapping[str, tuple[int, ...]]
+    reversed_solvers: tuple[str, ...] = ()  # also run on reverse=True pairs (":R" rows)
+    notes: str = ""
+
+    def size(self, profile: str) -> int:
+        return len(self.pairs) * (len(self.solvers) + len(self.reversed_solvers)) * len(self.seeds[profile])
+
+
+SUITES = {s.name: s for s in [
+    Suite("hd-icnn", "Amos 2023, HD table, ICNN potential (8 rows)", "amos2023-hd-icnn", HD_PAIRS,
+          tuple(f"icnn-{r}" for r in AMOS_ROWS) + ("ott-w2neuraldual",), AMOS_SEEDS,
+          notes="ott-w2neuraldual is a peer row: OTT-JAX's packaging of the method"),
+    Suite("hd-mlp", "Amos 2023, HD table, MLP potential (8 rows)", "amos2023-hd-mlp", HD_PAIRS,
+          tuple(f"mlp-{r}" for r in AMOS_ROWS), AMOS_SEEDS),
+    Suite("hd-baselines", "Korotin et al. 2021, HD table: [W2], [MMv1], [MMv2], [MM], their "
+          "reversed runs, [L], [C], [ID]", "korotin2021-hd", HD_PAIRS,
+          ("W2", "MMv1", "MMv2", "MM", "linear", "constant", "identity"), ONE_RUN,
+          reversed_solvers=("W2", "MMv2", "MM")),
+]}
+
+
+def get(name: str) -> Suite:
+    if name not in SUITES:
+        raise UnknownNameError(f"unknown suite {name!r}; `otarena list suites` shows "
+                               f"{', '.join(SUITES)}")
+    return SUITES[name]

@@ -1,0 +1,52 @@
+"""Peers from OTT-JAX: ``W2NeuralDual`` (Amos 2023's method as packaged in OTT).
+
+ICNN potentials f and g (OTT's ICNN, the benchmark's widths [2b, 2b, b]), OTT's default
+conjugate solver (L-BFGS), regression amortization, OTT's default optimizers and loop;
+batches come from the pair on device. It trains in OTT's own Python loop, one jitted
+step per iteration, which is what users of OTT get.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+
+from otarena.models.networks import amos_hidden_sizes
+from otarena.solver import Fitted, Solver
+
+ITERATIONS = {"smoke": 100, "quick": 6000, "paper": 250_000}
+BATCH = 1024
+
+
+def _batches(pair, key, sample):
+    draw = jax.jit(lambda k: sample(k, BATCH))
+    return (draw(jax.random.fold_in(key, i)) for i in itertools.count())
+
+
+def fit(pair, key, budget):
+    from ott.neural.methods.neuraldual import W2NeuralDual
+    from ott.neural.networks.icnn import ICNN
+
+    iterations = budget.pick(ITERATIONS)
+    k_net, k_src, k_tgt, k_val = jax.random.split(key, 4)
+    hidden = amos_hidden_sizes(pair.dim)
+    solver = W2NeuralDual(
+        dim_data=pair.dim, neural_f=ICNN(dim_data=pair.dim, dim_hidden=hidden),
+        neural_g=ICNN(dim_data=pair.dim, dim_hidden=hidden), num_train_iters=iterations,
+        valid_freq=max(iterations, 2), rng=k_net, amortization_loss="regression")
+    potentials = solver(_batches(pair, k_src, pair.sample_source),
+                        _batches(pair, k_tgt, pair.sample_target),
+                        _batches(pair, k_val, pair.sample_source),
+                        _batches(pair, jax.random.fold_in(k_val, 1), pair.sample_target))
+    forward = jax.jit(lambda x: potentials.transport(x, forward=True))
+    inverse = jax.jit(lambda y: potentials.transport(y, forward=False))
+    return Fitted(forward=forward, inverse=inverse, iterations=iterations,
+                  diverged=not bool(jnp.all(jnp.isfinite(forward(pair.sample_source(key, 8))))))
+
+
+SOLVERS = [Solver("ott-w2neuraldual", fit,
+                  config={"package": "ott-jax", "method": "W2NeuralDual",
+                          "networks": "ICNN f and g, widths [2b, 2b, b]",
+                          "conjugate_solver": "OTT default (L-BFGS)",
+                          "amortization": "regression", "iterations": ITERATIONS},
+                  label="OTT W2NeuralDual", description="peer: OTT-JAX's W2NeuralDual")]
