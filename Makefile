@@ -25,9 +25,14 @@ $(BIN)/otarena: pyproject.toml
 
 install: $(BIN)/otarena
 
+# The quick benchmark: the closed-form baselines on the seven official HD pairs, and two
+# trained solvers ([W2] and Amos' ICNN objective/L-BFGS) on hd-2 at the quick budget
+# (a few minutes on a CPU); then every table and figure from the records.
 bench: install
 	$(BIN)/otarena data fetch $(QUICK_PAIRS)
 	$(BIN)/otarena run --pairs $(QUICK_PAIRS) --solvers $(QUICK_SOLVERS) --seeds 0 \
+	  --budget quick --eval-size 16384 --results results
+	$(BIN)/otarena run --pairs hd-2 --solvers W2,icnn-objective-lbfgs --seeds 0 \
 	  --budget quick --eval-size 16384 --results results
 	$(BIN)/otarena report --results results --out reports
 
