@@ -69,10 +69,13 @@ def cmd_report(args) -> int:
     from otarena import report
     from otarena.store import Store
 
+    from otarena import report_metaot
+
     records = Store(args.results).records()
     if not records:
         raise OtarenaError(f"no result records in {args.results}; run `otarena run` first")
-    for path in report.write(records, args.out):
+    plain = [r for r in records if r.get("suite") is None]  # suites write their own reports
+    for path in (report.write(plain, args.out) if plain else []) + report_metaot.write(records, args.out):
         print(path)
     return 0
 
@@ -168,6 +171,9 @@ def parser() -> argparse.ArgumentParser:
                           "(default: every file)")
     dat.add_argument("--force", action="store_true", help="fetch: download even if present")
     dat.set_defaults(func=cmd_data)
+
+    from otarena import cli_metaot
+    cli_metaot.add_arguments(sub, EPILOG)
     return top
 
 
