@@ -117,7 +117,7 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
                        optax.adam(config.learning_rate))
 
 
-def keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:
+def train_keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:
     """(parameter initialization key, batch key) of a training run."""
     return tuple(jax.random.split(jax.random.key(config.seed)))
 
@@ -125,7 +125,7 @@ def keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:
 def init_params(config: TrainConfig, n_in: int, n_out: int):
     """The model's parameters before training (OTT's MetaInitializer draws the same)."""
     model = make_model(config, n_out)
-    return model.init(keys(config)[0], jnp.zeros(n_in, model.dtype))["params"]
+    return model.init(train_keys(config)[0], jnp.zeros(n_in, model.dtype))["params"]
 
 
 def predict_f(model: MetaMLP, params, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -167,7 +167,7 @@ def train(family, config: TrainConfig, chunk: int = 100,
         model = make_model(config, n_a)
         opt = make_optimizer(config)
         geom = gibbs_geometry(family.cost_matrix(), family.epsilon)
-        init_key, data_key = keys(config)
+        init_key, data_key = train_keys(config)
         params = init_params(config, n_a + len(family.y), n_a)
         state = (params, opt.init(params))
 
@@ -213,7 +213,7 @@ def train_with_ott(family, config: TrainConfig, log: Callable[[str], None] = pri
         n_a = len(family.x)
         model = make_model(config, n_a)
         geom = gibbs_geometry(family.cost_matrix(), family.epsilon)
-        init_key, data_key = keys(config)
+        init_key, data_key = train_keys(config)
         initializer = meta_initializer.MetaInitializer(
             geom, meta_model=model, opt=make_optimizer(config), rng=init_key)
         state = initializer.state
