@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 from functools import lru_cache
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +43,11 @@ CURVE_ITERATIONS = 25  # the paper's error curves for MNIST stop at 25 Sinkhorn 
 
 def read_idx(relpath: str) -> np.ndarray:
     """One gzipped IDX array (big-endian header, unsigned bytes), checked and parsed."""
-    path = data.require(relpath)
+    return _parse_idx(data.require(relpath))
+
+
+@lru_cache(maxsize=4)  # keyed by the resolved path: another data directory is read afresh
+def _parse_idx(path: Path) -> np.ndarray:
     raw = gzip.decompress(path.read_bytes())
     magic = int.from_bytes(raw[:4], "big")
     if raw[:2] != b"\0\0" or raw[2] != 0x08:
@@ -55,7 +60,6 @@ def read_idx(relpath: str) -> np.ndarray:
     return body.reshape(shape)
 
 
-@lru_cache(maxsize=2)
 def load(split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images as uint8 (N, 784), labels (N,)) of the 'train' or 'test' split."""
     images_path, labels_path = FILES[split]
