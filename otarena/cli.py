@@ -69,13 +69,15 @@ def cmd_report(args) -> int:
     from otarena import report
     from otarena.store import Store
 
-    from otarena import report_metaot
-
     records = Store(args.results).records()
     if not records:
         raise OtarenaError(f"no result records in {args.results}; run `otarena run` first")
     plain = [r for r in records if r.get("suite") is None]  # suites write their own reports
-    for path in (report.write(plain, args.out) if plain else []) + report_metaot.write(records, args.out):
+    paths = report.write(plain, args.out) if plain else []
+    if len(plain) < len(records):
+        from otarena import report_metaot
+        paths += report_metaot.write(records, args.out)
+    for path in paths:
         print(path)
     return 0
 
