@@ -142,6 +142,7 @@ class Trained:
     artifact: str | None = None
     cached: bool = False
     info: dict | None = None
+    diverged_at: int | None = None  # the first logged iteration whose loss was not finite
 
     def model(self, n_out: int) -> MetaMLP:
         return make_model(self.config, n_out)
@@ -195,14 +196,18 @@ def train(family, config: TrainConfig, chunk: int = 100,
             curve.append({"iteration": done, "loss": float(losses.mean())})
             if steady_start is None:
                 steady_start, steady_from = time.perf_counter(), done
-            if not np.isfinite(losses).all():
-                raise FloatingPointError(f"Meta OT training diverged at iteration {done}")
             log(f"  [{config.family} meta-ot] iteration {done}/{config.iterations} "
                 f"loss {curve[-1]['loss']:.5g}")
+            if not np.isfinite(losses).all():  # stop: a NaN model is kept as diverged
+                diverged_at = done - size + 1 + int(np.argmin(np.isfinite(losses)))
+                log(f"  [{config.family} meta-ot] training diverged at iteration {diverged_at}")
+                break
+        else:
+            diverged_at = None
         end = time.perf_counter()
         steady = (end - steady_start) / (done - steady_from) if done > steady_from else None
         params = jax.device_get(state[0])
-    return Trained(config, params, curve, end - start, steady)
+    return Trained(config, params, curve, end - start, steady, diverged_at=diverged_at)
 
 
 def train_with_ott(family, config: TrainConfig, log: Callable[[str], None] = print) -> Trained:
@@ -220,6 +225,7 @@ def train_with_ott(family, config: TrainConfig, log: Callable[[str], None] = pri
         sample = jax.jit(family.sample_train, static_argnums=1)
         curve, losses, start, steady_start = [], [], time.perf_counter(), None
         report_every = max(1, min(100, config.iterations // 10))
+        diverged_at = None
         for it in range(config.iterations):
             a, b = sample(step_keys(data_key, it, 1)[0], config.batch)
             loss, _, state = initializer.update(state, a=a, b=b)
@@ -232,11 +238,15 @@ def train_with_ott(family, config: TrainConfig, log: Callable[[str], None] = pri
                     steady_start, steady_from = time.perf_counter(), it + 1
                 log(f"  [{config.family} ott-meta] iteration {it + 1}/{config.iterations} "
                     f"loss {mean:.5g}")
+                if not np.isfinite(mean):  # stop: a NaN model is kept as diverged
+                    diverged_at = it + 1
+                    log(f"  [{config.family} ott-meta] training diverged by iteration {it + 1}")
+                    break
         end = time.perf_counter()
-        done = config.iterations
+        done = it + 1
         steady = (end - steady_start) / (done - steady_from) if done > steady_from else None
         params = jax.device_get(state.params)
-    return Trained(config, params, curve, end - start, steady)
+    return Trained(config, params, curve, end - start, steady, diverged_at=diverged_at)
 
 
 # -- artifacts --------------------------------------------------------------------------------
@@ -258,6 +268,7 @@ def save(trained: Trained, root: Path, info: dict) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "params.msgpack").write_bytes(flax.serialization.to_bytes(trained.params))
     meta = {"config": asdict(trained.config), "curve": trained.curve,
+            "diverged_at": trained.diverged_at,
             "train_seconds": trained.train_seconds,
             "steady_seconds_per_iteration": trained.steady_seconds_per_iteration,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -288,7 +299,8 @@ def load(config: TrainConfig, n_in: int, n_out: int, root: Path) -> Trained | No
         params = flax.serialization.from_bytes(template, (folder / "params.msgpack").read_bytes())
     return Trained(config, params, meta["curve"], meta["train_seconds"],
                    meta.get("steady_seconds_per_iteration"), artifact=str(folder), cached=True,
-                   info={k: meta[k] for k in ("device", "versions", "git", "created") if k in meta})
+                   info={k: meta[k] for k in ("device", "versions", "git", "created") if k in meta},
+                   diverged_at=meta.get("diverged_at"))
 
 
 def trained_model(family, config: TrainConfig, artifacts: str | Path | None = None,

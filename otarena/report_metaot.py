@@ -216,7 +216,7 @@ def sweep_markdown(df: pd.DataFrame, family: str) -> list[str]:
 def curves_frame(records: Iterable[dict]) -> pd.DataFrame:
     rows = []
     for r in suite_records(records):
-        for k, errors in enumerate(r["curve"]["errors"]):
+        for k, errors in enumerate((r["curve"] or {}).get("errors", [])):
             for it, e in enumerate(errors, start=1):
                 rows.append({"family": r["family"], "initializer": LABELS[r["initializer"]],
                              "seed": r["seed"], "instance": k, "iteration": it, "error": e})
@@ -289,6 +289,12 @@ def markdown(records: list[dict]) -> str:
                 out.append(f"{LABELS[init]} prediction alone (MLP forward, guarded against "
                            f"dead-code elimination): {pm(mean, std)} s (paper: about "
                            f"{PAPER['prediction_seconds']:g} s).")
+        for r in suite_records(records):
+            if r["family"] == family and r["status"] == "training diverged":
+                out.append(f"{LABELS[r['initializer']]} (seed {r['seed']}): training diverged "
+                           f"(non-finite loss by iteration {r['training']['diverged_at']} of "
+                           f"{r['training']['config']['iterations']}, "
+                           f"{r['training']['config']['dtype']}); no timings.")
         out += ["", "Threshold sweep (the paper's appendix):", ""]
         out += sweep_markdown(df, family)
         out += ["", f"![marginal error, {family}](metaot_errors_{family}.png)", ""]

@@ -486,11 +486,18 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
                         training = {"config": dict(config.__dict__), "artifact": trained.artifact,
                                     "cached": trained.cached, "train_seconds": trained.train_seconds,
                                     "steady_seconds_per_iteration": trained.steady_seconds_per_iteration,
-                                    "loss_curve": trained.curve, "trained_on": trained.info}
-                    body = bench_initializer(family, name, ctx, a, b, plan, model, log=log)
-                    converged = all(all(t["converged"]) for t in body["metrics"]["thresholds"])
-                    record = {**ident, "run_id": rid,
-                              "status": "ok" if converged else "not converged",
+                                    "loss_curve": trained.curve, "diverged_at": trained.diverged_at,
+                                    "trained_on": trained.info}
+                    if training and training["diverged_at"] is not None:
+                        # A model with NaN parameters is not an initializer: no timings.
+                        log(f"[{label}] training diverged: recorded without timings")
+                        status, body = "training diverged", {"metrics": {"thresholds": []},
+                                                             "curve": None}
+                    else:
+                        body = bench_initializer(family, name, ctx, a, b, plan, model, log=log)
+                        converged = all(all(t["converged"]) for t in body["metrics"]["thresholds"])
+                        status = "ok" if converged else "not converged"
+                    record = {**ident, "run_id": rid, "status": status,
                               "family": fam_name, "initializer": name, "label": LABELS[name],
                               **body, "training": training,
                               "sinkhorn": sinkhorn_settings(family, plan),

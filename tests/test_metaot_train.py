@@ -90,3 +90,21 @@ def test_artifacts_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv(metaot.ARTIFACTS_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert metaot.artifacts_dir() == tmp_path / "cache" / "otarena" / "artifacts"
+
+
+@pytest.mark.parametrize("trainer", ["otarena", "ott"])
+def test_a_diverging_training_stops_and_says_so(family, trainer, tmp_path):
+    """Weights with a NaN make the loss NaN from some step on: training stops there."""
+    def poisoned(key, n):
+        a, b = family.sample_train(key, n)
+        step_is_late = jax.random.uniform(key) < 0.5  # some steps fine, then a NaN one
+        return jnp.where(step_is_late, a * jnp.nan, a), b
+
+    config = _config(family, iterations=30, trainer=trainer)
+    sick = dataclasses.replace(family, sample_train=poisoned)
+    lines = []
+    trained = metaot.trained_model(sick, config, artifacts=tmp_path, log=lines.append)
+    assert trained.diverged_at is not None and 1 <= trained.diverged_at <= 30
+    assert any("diverged" in line for line in lines)
+    assert metaot.trained_model(sick, config, artifacts=tmp_path, log=lines.append).diverged_at \
+        == trained.diverged_at  # the cache keeps the verdict
