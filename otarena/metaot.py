@@ -297,10 +297,15 @@ def load(config: TrainConfig, n_in: int, n_out: int, root: Path) -> Trained | No
                                                      jnp.zeros(n_in, model.dtype)))["params"]
         template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
         params = flax.serialization.from_bytes(template, (folder / "params.msgpack").read_bytes())
+    diverged_at = meta.get("diverged_at")
+    if diverged_at is None and not all(np.isfinite(p).all() for p in jax.tree.leaves(params)):
+        # saved without a verdict (an older otarena): NaN parameters still mean divergence
+        diverged_at = next((c["iteration"] for c in meta["curve"] if not np.isfinite(c["loss"])),
+                           config.iterations)
     return Trained(config, params, meta["curve"], meta["train_seconds"],
                    meta.get("steady_seconds_per_iteration"), artifact=str(folder), cached=True,
                    info={k: meta[k] for k in ("device", "versions", "git", "created") if k in meta},
-                   diverged_at=meta.get("diverged_at"))
+                   diverged_at=diverged_at)
 
 
 def trained_model(family, config: TrainConfig, artifacts: str | Path | None = None,
