@@ -64,6 +64,20 @@ def test_cli_run_records_and_report(tmp_path):
     assert len((results / "metaot-sinkhorn.jsonl").read_text().splitlines()) == 4
     assert len(list(artifacts.glob("metaot-mnist-*/params.msgpack"))) == 2  # ours and OTT's
 
+    # the spherical family in the same store (smoke: one instance to 1e-1)
+    sph = otarena("metaot", "run", "--budget", "smoke", "--families", "spherical",
+                  "--initializers", "zeros,meta-ot", "--results", str(results),
+                  "--artifacts", str(artifacts))
+    assert "world/pop-15min.npy" in sph.stdout
+    records = [json.loads(line) for line in
+               (results / "metaot-sinkhorn.jsonl").read_text().splitlines()]
+    spherical = [r for r in records if r["family"] == "spherical"]
+    assert {r["solver"] for r in spherical} == {"zeros", "meta-ot"}
+    for r in spherical:
+        grid = r["data"]["population_grid"]
+        assert grid["file"] == "world/pop-15min.npy" and "unadjusted" in grid["variant"]
+        assert r["status"] == "ok" and r["sinkhorn"]["epsilon"] == 1e-3
+
     # `otarena report` handles a store that mixes HD records and suite records
     otarena("run", "--pairs", "hd-2", "--solvers", "identity", "--results", str(results))
     shown = otarena("report", "--results", str(results), "--out", str(out))
@@ -71,37 +85,33 @@ def test_cli_run_records_and_report(tmp_path):
     tex = (out / "metaot_table1.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and "GP100" in tex
     assert r"4.5\cdot10^{-3}" in tex  # the paper's zeros time on MNIST, side by side
-    assert (out / "metaot_errors_mnist.png").stat().st_size > 0
-    assert "t_zeros / t_Meta" in (out / "metaot.md").read_text()
+    assert "pop-15min.npy (unadjusted)" in tex  # which population grid was used
+    for family in ("mnist", "spherical"):
+        assert (out / f"metaot_errors_{family}.png").stat().st_size > 0
+    md = (out / "metaot.md").read_text()
+    assert "t_zeros / t_Meta" in md and "### Spherical" in md
     report_again = otarena("metaot", "report", "--results", str(results), "--out", str(out))
     assert str(out / "metaot.md") in report_again.stdout
     assert (out / "metaot_table1.tex").read_text() == tex
 
 
-@pytest.mark.slow
-def test_spherical_family_through_the_suite(tmp_path):
-    store = Store(tmp_path, filename="metaot-sinkhorn.jsonl")
-    records = sb.run_suite(Budget("smoke"), [0], store, families=["spherical"],
-                           initializers=["zeros", "meta-ot"], artifacts=tmp_path / "art",
-                           log=lambda _: None)
-    assert {r["solver"] for r in records} == {"zeros", "meta-ot"}
-    for r in records:
-        grid = r["data"]["population_grid"]
-        assert grid["file"] == "world/pop-15min.npy" and "unadjusted" in grid["variant"]
-        assert r["status"] == "ok" and r["sinkhorn"]["epsilon"] == 1e-3
-    md = report_metaot.markdown(records)
-    assert "pop-15min.npy (unadjusted)" in md
+def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
+    from otarena.cli import main
 
+    def fails(*args):
+        assert main(list(args)) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        return err
 
-def test_user_mistakes_are_one_line_errors(tmp_path):
-    bad = otarena("metaot", "run", "--families", "cifar", "--results", str(tmp_path), check=False)
-    assert bad.returncode == 2 and "unknown family 'cifar'" in bad.stderr
-    assert "Traceback" not in bad.stderr
-    bad = otarena("metaot", "run", "--initializers", "ones", "--results", str(tmp_path),
-                  check=False)
-    assert bad.returncode == 2 and "unknown initializer 'ones'" in bad.stderr
-    empty = otarena("metaot", "report", "--results", str(tmp_path / "none"), check=False)
-    assert empty.returncode == 2 and "no metaot-sinkhorn records" in empty.stderr
+    assert "unknown family 'cifar'" in fails("metaot", "run", "--families", "cifar",
+                                             "--results", str(tmp_path))
+    assert "unknown initializer 'ones'" in fails("metaot", "run", "--initializers", "ones",
+                                                 "--results", str(tmp_path))
+    assert "unknown budget 'huge'" in fails("metaot", "run", "--budget", "huge",
+                                            "--results", str(tmp_path))
+    assert "no metaot-sinkhorn records" in fails("metaot", "report",
+                                                 "--results", str(tmp_path / "none"))
 
 
 def test_paper_values_are_the_papers():
