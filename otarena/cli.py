@@ -148,7 +148,12 @@ def cmd_report(args) -> int:
     records = Store(args.results).records()
     if not records:
         raise OtarenaError(f"no result records in {args.results}; run `otarena run` first")
-    for path in report.write(records, args.out):
+    plain = [r for r in records if r.get("suite") is None]  # suites write their own reports
+    paths = report.write(plain, args.out) if plain else []
+    if len(plain) < len(records):
+        from otarena import report_metaot
+        paths += report_metaot.write(records, args.out)
+    for path in paths:
         print(path)
     return 0
 
@@ -281,6 +286,9 @@ def parser() -> argparse.ArgumentParser:
                           "(default: every file)")
     dat.add_argument("--force", action="store_true", help="fetch: download even if present")
     dat.set_defaults(func=cmd_data)
+
+    from otarena import cli_metaot
+    cli_metaot.add_arguments(sub, EPILOG)
     return top
 
 

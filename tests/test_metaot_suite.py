@@ -1,0 +1,137 @@
+"""The metaot-sinkhorn suite end to end: run_suite, records, CLI, reports, acceptance."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from otarena import report_metaot, sinkhorn_bench as sb
+from otarena.budgets import Budget
+from otarena.plugins import repo_root
+from otarena.store import Store
+
+
+def otarena(*args, check=True):
+    done = subprocess.run([sys.executable, "-m", "otarena.cli", *args], capture_output=True,
+                          text=True, cwd=repo_root(), env=os.environ.copy())
+    if check and done.returncode != 0:
+        raise AssertionError(f"otarena {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.mark.slow
+def test_meta_ot_needs_fewer_sinkhorn_iterations_than_zeros_at_quick_budget(tmp_path):
+    """Acceptance: the quick MNIST budget, the 10 MNIST test pairs, error 1e-2."""
+    store = Store(tmp_path / "results", filename="metaot-sinkhorn.jsonl")
+    records = sb.run_suite(Budget("quick"), [0], store, families=["mnist"],
+                           initializers=["zeros", "meta-ot"], artifacts=tmp_path / "artifacts",
+                           plan_overrides={"thresholds": (1e-2,), "repeats": 1}, log=print)
+    by_init = {r["initializer"]: r for r in records}
+    zeros, meta = (by_init[k]["metrics"]["thresholds"][0] for k in ("zeros", "meta-ot"))
+    assert len(zeros["iterations"]) == len(meta["iterations"]) == 10
+    assert all(zeros["converged"]) and all(meta["converged"])
+    ratio = zeros["iterations_mean"] / meta["iterations_mean"]
+    print(f"MNIST quick budget: iterations to 1e-2, zeros {zeros['iterations_mean']:.1f} / "
+          f"Meta OT {meta['iterations_mean']:.1f} = {ratio:.2f}")
+    assert meta["iterations_mean"] < zeros["iterations_mean"]
+    assert by_init["meta-ot"]["training"]["config"]["iterations"] == 500
+
+
+@pytest.mark.slow
+def test_cli_run_records_and_report(tmp_path):
+    results, out, artifacts = tmp_path / "results", tmp_path / "reports", tmp_path / "artifacts"
+    args = ["metaot", "run", "--budget", "smoke", "--families", "mnist", "--results", str(results),
+            "--artifacts", str(artifacts)]
+    first = otarena(*args)
+    assert "t_zeros/t_Meta" in first.stdout
+    lines = (results / "metaot-sinkhorn.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert sorted(r["solver"] for r in records) == ["gaussian", "meta-ot", "ott-meta", "zeros"]
+    r = next(r for r in records if r["solver"] == "meta-ot")
+    for field in ("pair", "family", "solver", "budget", "device", "versions", "git", "data",
+                  "timing_method", "sinkhorn", "metrics", "curve", "training", "test_instances"):
+        assert field in r, field
+    assert r["pair"] == "mnist" and r["budget"]["profile"] == "smoke"
+    assert "ott-jax" in r["versions"] and r["data"]["files"][0].startswith("mnist/")
+    assert "dead_code_guard" in r["timing_method"]
+    assert r["metrics"]["prediction_seconds"]["mean"] > 0
+    assert len(r["curve"]["errors"]) == 3 and len(r["curve"]["errors"][0]) == 25
+
+    again = otarena(*args)  # everything done: skipped, and no model is retrained
+    assert again.stdout.count("skipped") == 4
+    assert len((results / "metaot-sinkhorn.jsonl").read_text().splitlines()) == 4
+    assert len(list(artifacts.glob("metaot-mnist-*/params.msgpack"))) == 2  # ours and OTT's
+
+    # the spherical family in the same store (smoke: one instance to 1e-1)
+    sph = otarena("metaot", "run", "--budget", "smoke", "--families", "spherical",
+                  "--initializers", "zeros,meta-ot", "--results", str(results),
+                  "--artifacts", str(artifacts))
+    assert "world/pop-15min.npy" in sph.stdout
+    records = [json.loads(line) for line in
+               (results / "metaot-sinkhorn.jsonl").read_text().splitlines()]
+    spherical = [r for r in records if r["family"] == "spherical"]
+    assert {r["solver"] for r in spherical} == {"zeros", "meta-ot"}
+    for r in spherical:
+        grid = r["data"]["population_grid"]
+        assert grid["file"] == "world/pop-15min.npy" and "unadjusted" in grid["variant"]
+        assert r["status"] == "ok" and r["sinkhorn"]["epsilon"] == 1e-3
+
+    # `otarena report` handles a store that mixes HD records and suite records
+    otarena("run", "--pairs", "hd-2", "--solvers", "identity", "--results", str(results))
+    shown = otarena("report", "--results", str(results), "--out", str(out))
+    assert "metaot_table1.tex" in shown.stdout and "summary.md" in shown.stdout
+    tex = (out / "metaot_table1.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and "GP100" in tex
+    assert r"4.5\cdot10^{-3}" in tex  # the paper's zeros time on MNIST, side by side
+    assert "pop-15min.npy (unadjusted)" in tex  # which population grid was used
+    for family in ("mnist", "spherical"):
+        assert (out / f"metaot_errors_{family}.png").stat().st_size > 0
+    md = (out / "metaot.md").read_text()
+    assert "t_zeros / t_Meta" in md and "### Spherical" in md
+    report_again = otarena("metaot", "report", "--results", str(results), "--out", str(out))
+    assert str(out / "metaot.md") in report_again.stdout
+    assert (out / "metaot_table1.tex").read_text() == tex
+
+
+def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
+    from otarena.cli import main
+
+    def fails(*args):
+        assert main(list(args)) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        return err
+
+    assert "unknown family 'cifar'" in fails("metaot", "run", "--families", "cifar",
+                                             "--results", str(tmp_path))
+    assert "unknown initializer 'ones'" in fails("metaot", "run", "--initializers", "ones",
+                                                 "--results", str(tmp_path))
+    assert "unknown budget 'huge'" in fails("metaot", "run", "--budget", "huge",
+                                            "--results", str(tmp_path))
+    assert "no metaot-sinkhorn records" in fails("metaot", "report",
+                                                 "--results", str(tmp_path / "none"))
+
+
+def test_paper_values_are_the_papers():
+    s = report_metaot.PAPER["seconds"]
+    assert s["mnist"]["zeros"][1e-2] == (4.5e-3, 1.5e-3)
+    assert s["spherical"]["meta-ot"][1e-2] == (7.8e-2, 3.4e-2)
+    # the published improvements are the ratios of the published means
+    for family, published in report_metaot.PAPER["ratio"].items():
+        assert round(s[family]["zeros"][1e-2][0] / s[family]["meta-ot"][1e-2][0], 1) == \
+            round(published, 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.long
+def test_paper_budget_table1_on_a_gpu(tmp_path):
+    """Table 1 at the paper's budget (GPU session): Meta OT beats zeros on both families."""
+    store = Store(tmp_path, filename="metaot-sinkhorn.jsonl")
+    records = sb.run_suite(Budget("paper"), [0], store, artifacts=os.environ.get(
+        "OTARENA_ARTIFACTS", tmp_path / "art"))
+    cells = report_metaot.summary(report_metaot.frame(records), 1e-2)
+    for family in ("mnist", "spherical"):
+        assert report_metaot.ratio(cells[family]) > 1.0
+    print(report_metaot.markdown(records))

@@ -1,0 +1,86 @@
+"""The timing harness: dead-code guard, iteration counts, the two ways of counting."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from otarena import metaot, sinkhorn_bench as sb
+
+
+def _count(op: str, compiled_text: str) -> int:
+    """How many ``op`` instructions an optimized (compiled) HLO module has."""
+    return len(re.findall(rf"\s{op}\(", compiled_text))
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A small random problem and a small Meta OT model (the harness does not care)."""
+    k = jax.random.split(jax.random.key(0), 4)
+    x, y = jax.random.uniform(k[0], (20, 2)), jax.random.uniform(k[1], (30, 2))
+    a = jax.random.uniform(k[2], (3, 20)) + 0.1
+    b = jax.random.uniform(k[3], (3, 30)) + 0.1
+    model = metaot.MetaMLP(n_out=20, hidden=64, layers=3)
+    params = model.init(jax.random.key(1), jnp.zeros(50))["params"]
+    ctx = {"cost": jnp.sum((x[:, None] - y[None]) ** 2, -1), "x": x, "y": y, "params": params}
+    return ctx, a / a.sum(1, keepdims=True), b / b.sum(1, keepdims=True), model
+
+
+def test_guard_keeps_the_prediction_that_a_constant_return_lets_xla_drop(small):
+    ctx, a, b, model = small
+    predict = sb.make_predict("meta-ot", 0.05, model)
+    # The hazard: the paper's prediction timer returned a constant, so the MLP compiles away.
+    naive = jax.jit(lambda *args: (predict(*args), True)[1])
+    assert _count("dot", naive.lower(ctx, a[0], b[0], 0.0).compile().as_text()) == 0
+    guarded = jax.jit(sb.guarded(predict))
+    hlo = guarded.lower(ctx, a[0], b[0], 0.0).compile().as_text()
+    assert _count("dot", hlo) >= model.layers + 1  # every layer of the MLP is computed
+
+
+def test_guard_keeps_the_whole_solve(small):
+    ctx, a, b, model = small
+    solve = sb.make_solve("meta-ot", 0.05, model)
+    hlo = jax.jit(sb.guarded(solve)).lower(ctx, a[0], b[0], 1e-3).compile().as_text()
+    assert _count("while", hlo) >= 1 and _count("dot", hlo) >= model.layers + 1
+
+
+def test_witness_depends_on_every_output_element(small):
+    ctx, a, b, model = small
+    out = jax.jit(sb.make_solve("meta-ot", 0.05, model))(ctx, a[0], b[0], 1e-3)
+    floats = {k: v for k, v in out.items() if jnp.issubdtype(v.dtype, jnp.inexact)}
+    grads = jax.grad(sb.witness)(floats)
+    for name, g in grads.items():
+        finite = np.isfinite(np.asarray(floats[name]))
+        np.testing.assert_array_equal(np.asarray(g)[finite], 1.0, err_msg=name)
+    # and the integer outputs move it too
+    assert sb.witness({"n": jnp.int32(30)}) - sb.witness({"n": jnp.int32(20)}) == 10
+
+
+def test_time_instances_reports_the_solves_it_timed(small):
+    ctx, a, b, model = small
+    solve = sb.make_solve("zeros", 0.05)
+    timing = sb.time_instances(solve, ctx, a, b, 1e-4, repeats=2)
+    assert len(timing.seconds) == 3 and all(s > 0 for s in timing.seconds)
+    plain = jax.jit(solve)
+    for i, out in enumerate(timing.outputs):
+        ref = plain(ctx, a[i], b[i], 1e-4)
+        assert out["iterations"] == int(ref["iterations"]) and out["converged"]
+        assert out["iterations"] % sb.INNER_ITERATIONS == 0
+    batched = sb.time_batched(solve, ctx, a, b, 1e-4)
+    assert batched["instances"] == 3 and batched["instances_per_second"] > 0
+
+
+@pytest.mark.parametrize("name", ["zeros", "gaussian", "meta-ot"])
+def test_checked_every_10_iterations_agrees_with_the_per_iteration_curve(small, name):
+    """Iterations to a threshold with the error checked every 10 iterations are the
+    per-iteration first crossing rounded up to the next multiple of 10."""
+    ctx, a, b, model = small
+    tau = 1e-3
+    curves = sb.error_curves(name, 0.05, ctx, a, b, 300, model)
+    timing = sb.time_instances(sb.make_solve(name, 0.05, model), ctx, a, b, tau)
+    for errors, out in zip(curves, timing.outputs):
+        first = sb.first_below(errors, tau)
+        assert first is not None
+        assert out["iterations"] == 10 * int(np.ceil(first / 10))

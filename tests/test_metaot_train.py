@@ -1,0 +1,110 @@
+"""Meta OT training (the on-device scan loop, OTT's MetaInitializer) and the model cache."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from otarena import metaot, sinkhorn_bench as sb
+
+
+@pytest.fixture(scope="module")
+def family():
+    return sb.load_family("mnist")
+
+
+def _config(family, **changes):
+    # The real training code at a small width, so CI trains in seconds.
+    base = metaot.TrainConfig(family="mnist", family_provenance=dict(family.provenance),
+                              iterations=40, batch=16, hidden=128, layers=3, dtype="float32")
+    return dataclasses.replace(base, **changes)
+
+
+def _held_out_objective(family, trained):
+    a, b = jax.jit(family.sample_train, static_argnums=1)(jax.random.key(12345), 64)
+    model = trained.model(len(family.x))
+    geom = metaot.gibbs_geometry(family.cost_matrix(), family.epsilon)
+
+    @jax.jit
+    def objective(params):
+        f = jax.vmap(lambda a, b: metaot.predict_f(model, params, a, b))(a, b)
+        return jnp.mean(jax.vmap(lambda f, a, b: metaot.dual_objective(geom, f, a, b))(f, a, b))
+
+    return objective
+
+
+def test_training_raises_the_dual_objective_on_unseen_pairs(family):
+    config = _config(family)
+    trained = metaot.train(family, config, chunk=10, log=lambda _: None)
+    objective = _held_out_objective(family, trained)
+    before = metaot.init_params(config, 2 * 784, 784)
+    assert objective(trained.params) > objective(before) + 1e-3
+    assert [c["iteration"] for c in trained.curve] == [10, 20, 30, 40]
+
+
+def test_batches_do_not_depend_on_the_chunking(family):
+    config = _config(family, iterations=12)
+    one = metaot.train(family, config, chunk=6, log=lambda _: None)
+    other = metaot.train(family, config, chunk=4, log=lambda _: None)
+    for x, y in zip(jax.tree.leaves(one.params), jax.tree.leaves(other.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_otts_meta_initializer_trains_on_the_same_batches(family):
+    """With no zero weights in b, OTT's loss equals ours up to a constant: same model."""
+    config = _config(family, iterations=6, batch=8)
+    no_zero_b = dataclasses.replace(family, sample_train=lambda key, n: (
+        family.sample_train(key, n)[0], jnp.full((n, 784), 1 / 784, jnp.float32)))
+    ours = metaot.train(no_zero_b, config, chunk=3, log=lambda _: None)
+    otts = metaot.train(no_zero_b, dataclasses.replace(config, trainer="ott"), log=lambda _: None)
+    for x, y in zip(jax.tree.leaves(ours.params), jax.tree.leaves(otts.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
+
+
+def test_models_are_cached_by_config(family, tmp_path):
+    config = _config(family, iterations=5)
+    lines = []
+    first = metaot.trained_model(family, config, artifacts=tmp_path, log=lines.append)
+    assert not first.cached and (tmp_path / config.key() / "params.msgpack").is_file()
+    lines.clear()
+    again = metaot.trained_model(family, config, artifacts=tmp_path, log=lines.append)
+    assert again.cached and lines == [f"  using cached model {tmp_path / config.key()}"]
+    for x, y in zip(jax.tree.leaves(first.params), jax.tree.leaves(again.params)):
+        np.testing.assert_array_equal(x, y)
+    assert again.curve == first.curve
+    # anything that determines the model changes the key
+    for change in ({"seed": 1}, {"iterations": 6}, {"dtype": "float64"}, {"trainer": "ott"},
+                   {"family_provenance": {"sha256": ["other"]}}):
+        assert dataclasses.replace(config, **change).key() != config.key()
+    lines.clear()
+    metaot.trained_model(family, config, artifacts=tmp_path, retrain=True, log=lines.append)
+    assert not any("cached" in line for line in lines)
+
+
+def test_artifacts_dir_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv(metaot.ARTIFACTS_ENV, str(tmp_path / "env"))
+    assert metaot.artifacts_dir() == tmp_path / "env"
+    assert metaot.artifacts_dir(tmp_path / "flag") == tmp_path / "flag"
+    monkeypatch.delenv(metaot.ARTIFACTS_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert metaot.artifacts_dir() == tmp_path / "cache" / "otarena" / "artifacts"
+
+
+@pytest.mark.parametrize("trainer", ["otarena", "ott"])
+def test_a_diverging_training_stops_and_says_so(family, trainer, tmp_path):
+    """Weights with a NaN make the loss NaN from some step on: training stops there."""
+    def poisoned(key, n):
+        a, b = family.sample_train(key, n)
+        step_is_late = jax.random.uniform(key) < 0.5  # some steps fine, then a NaN one
+        return jnp.where(step_is_late, a * jnp.nan, a), b
+
+    config = _config(family, iterations=30, trainer=trainer)
+    sick = dataclasses.replace(family, sample_train=poisoned)
+    lines = []
+    trained = metaot.trained_model(sick, config, artifacts=tmp_path, log=lines.append)
+    assert trained.diverged_at is not None and 1 <= trained.diverged_at <= 30
+    assert any("diverged" in line for line in lines)
+    assert metaot.trained_model(sick, config, artifacts=tmp_path, log=lines.append).diverged_at \
+        == trained.diverged_at  # the cache keeps the verdict
