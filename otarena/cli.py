@@ -82,12 +82,34 @@ def _cells(args, budget, extra_solvers=()):
     return todo
 
 
+def _run_metaot(args, budget) -> int:
+    from otarena import cli_metaot
+    from otarena.store import Store
+
+    from otarena import suites
+
+    suite = suites.get(args.suite)
+    families = _csv(args.pairs) if args.pairs else list(suite.pairs)
+    initializers = _csv(args.solvers) if args.solvers else list(suite.solvers)
+    for name in families:
+        if name not in suite.pairs:
+            raise OtarenaError(f"{name!r} is not a family of {suite.name}: {', '.join(suite.pairs)}")
+    store = Store(args.results, filename=cli_metaot.RECORDS_FILE)
+    records = cli_metaot.run_suite(budget, args.seeds or list(suite.seeds[budget.profile]), store,
+                                   families=families, initializers=initializers, force=args.force,
+                                   log=(lambda _: None) if args.quiet else print)
+    print(f"{len(records)} records in {store.path}; `otarena report` writes Table 1")
+    return 0
+
+
 def cmd_run(args) -> int:
-    from otarena import executors, report, runner
+    from otarena import executors, report, runner, suites
     from otarena.budgets import Budget
     from otarena.store import Store
 
     budget = Budget(args.budget, iterations=args.iterations, eval_every=args.eval_every)
+    if args.suite and suites.get(args.suite).delegate == "metaot":
+        return _run_metaot(args, budget)
     todo = _cells(args, budget)
     store = Store(args.results)
     if args.executor != "local":

@@ -29,6 +29,9 @@ class Suite:
     seeds: Mapping[str, tuple[int, ...]]
     reversed_solvers: tuple[str, ...] = ()  # also run on reverse=True pairs (":R" rows)
     notes: str = ""
+    # A suite that is not pairs x solvers runs through its own entry point:
+    # "metaot" = otarena.sinkhorn_bench.run_suite (families as pairs, initializers as solvers).
+    delegate: str | None = None
 
     def size(self, profile: str) -> int:
         return len(self.pairs) * (len(self.solvers) + len(self.reversed_solvers)) * len(self.seeds[profile])
@@ -44,6 +47,11 @@ SUITES = {s.name: s for s in [
           "reversed runs, [L], [C], [ID]", "korotin2021-hd", HD_PAIRS,
           ("W2", "MMv1", "MMv2", "MM", "linear", "constant", "identity"), ONE_RUN,
           reversed_solvers=("W2", "MMv2", "MM")),
+    Suite("metaot-sinkhorn", "Meta OT (Amos et al. 2023), Table 1: Sinkhorn time to marginal "
+          "error 1e-2 by initialization, MNIST and spherical", None, ("mnist", "spherical"),
+          ("zeros", "gaussian", "meta-ot", "ott-meta"),
+          {"smoke": (0,), "quick": (0,), "paper": (0,)}, delegate="metaot",
+          notes="one trained model per seed for the learned initializers"),
 ]}
 
 
