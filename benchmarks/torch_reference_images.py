@@ -224,6 +224,13 @@ def randomize_batch_norms(module: nn.Module, generator: torch.Generator):
                 m.num_batches_tracked.fill_(1000)
 
 
+def wgan_qc_init(module: nn.Module):
+    """WGAN-QC's generator initialization: Kaiming-normal (fan in, leaky-ReLU gain) convs."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="leaky_relu")
+
+
 def state_numpy(module: nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
 

@@ -99,13 +99,13 @@ def upsample_nearest_2x(x):
 
 def _align_corners_matrix(size_in: int, size_out: int) -> np.ndarray:
     """Rows: linear interpolation weights of output pixels, corners aligned."""
-    m = np.zeros((size_out, size_in), np.float32)
+    m = np.zeros((size_out, size_in), np.float64)
     if size_in == 1:
         m[:, 0] = 1.0
         return m
     pos = np.arange(size_out) * (size_in - 1) / (size_out - 1)
     lo = np.minimum(np.floor(pos).astype(int), size_in - 2)
-    frac = (pos - lo).astype(np.float32)
+    frac = pos - lo
     m[np.arange(size_out), lo] = 1.0 - frac
     m[np.arange(size_out), lo + 1] += frac
     return m
@@ -114,8 +114,8 @@ def _align_corners_matrix(size_in: int, size_out: int) -> np.ndarray:
 def upsample_bilinear_2x_align_corners(x, precision=None):
     """``nn.Upsample(scale_factor=2, mode='bilinear', align_corners=True)``."""
     h, w = x.shape[2], x.shape[3]
-    rows = jnp.asarray(_align_corners_matrix(h, 2 * h))
-    cols = jnp.asarray(_align_corners_matrix(w, 2 * w))
+    rows = jnp.asarray(_align_corners_matrix(h, 2 * h), x.dtype)
+    cols = jnp.asarray(_align_corners_matrix(w, 2 * w), x.dtype)
     return jnp.einsum("ih,nchw,jw->ncij", rows, x, cols, precision=precision)
 
 
