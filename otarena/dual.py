@@ -96,7 +96,9 @@ class DualSpec:
         "smoke": 100, "quick": 2001, "paper": 10_001})
     eval_every: Mapping[str, int] = field(default_factory=lambda: {
         "smoke": 50, "quick": 500, "paper": 1000})
-    batch_size: int = 1024
+    batch_size: int | Mapping[str, int] = 1024  # or per budget profile
+    # Points of the evaluations during training (per profile); None: metrics' default.
+    eval_size: Mapping[str, int] | None = None
 
     def __post_init__(self):
         if self.amortization not in AMORTIZATIONS:
@@ -107,7 +109,10 @@ class DualSpec:
             raise ValueError("without an amortizer the conjugate must be solved")
 
     def config(self) -> dict:
-        return asdict(self)
+        config = asdict(self)
+        if self.eval_size is None:  # unset: the configurations (and run ids) of before
+            del config["eval_size"]
+        return config
 
 
 def _sample_uniform_or_normal(pre: Pretrain, key, n, dim):
@@ -148,6 +153,8 @@ class Engine:
         self.eval_every = min(self.budget.eval_every or spec.eval_every[self.budget.profile],
                               self.iterations)
         self.pretrain_steps = spec.pretrain_steps[self.budget.profile]
+        self.batch_size = (spec.batch_size if isinstance(spec.batch_size, int)
+                           else spec.batch_size[self.budget.profile])
         self.psi = networks.build(spec.potential, dim)
         self.h = networks.build(spec.amortizer, dim) if spec.amortizer else None
         self.cycle_weight = float(dim if spec.cycle_weight is None else spec.cycle_weight)
@@ -236,8 +243,8 @@ class Engine:
     def step(self, state, _):
         key = jax.random.fold_in(state["key"], state["step"])
         kx, ky, kc, kinner = jax.random.split(key, 4)
-        x = self.pair.sample_source(kx, self.spec.batch_size)
-        y = self.pair.sample_target(ky, self.spec.batch_size)
+        x = self.pair.sample_source(kx, self.batch_size)
+        y = self.pair.sample_target(ky, self.batch_size)
         inputs = {"psi": x, "h": y}
         if self.h is None:
             loss, aux, grads = self._grads(state, x, y, kc, (0,))
@@ -250,7 +257,7 @@ class Engine:
             new = self._apply(state, grads, ("psi",), inputs)
 
             def inner(s, k):
-                yk = self.pair.sample_target(k, self.spec.batch_size)
+                yk = self.pair.sample_target(k, self.batch_size)
                 _, _, g = self._grads(s, x, yk, k, (1,))
                 return self._apply(s, g, ("h",), {"h": yk}), None
 
@@ -279,7 +286,7 @@ class Engine:
         def body(carry, i):
             p, s, done = carry
             k = jax.random.fold_in(key, i)
-            x = _sample_uniform_or_normal(pre, k, self.spec.batch_size, self.pair.dim)
+            x = _sample_uniform_or_normal(pre, k, self.batch_size, self.pair.dim)
             loss, g = jax.value_and_grad(loss_fn)(p, x, jax.random.fold_in(k, 1))
             done = done | ((i >= pre.min_steps) & (loss < pre.tolerance))
             updates, s_new = opt.update(g, s, p)
@@ -296,7 +303,7 @@ class Engine:
     def init_state(self, key):
         k_init, k_pre_psi, k_pre_h, k_train = jax.random.split(key, 4)
         pre = self.spec.pretrain
-        init_batch = _sample_uniform_or_normal(pre, k_init, self.spec.batch_size, self.pair.dim)
+        init_batch = _sample_uniform_or_normal(pre, k_init, self.batch_size, self.pair.dim)
         psi_params = self.psi.init(k_init, init_batch)
         psi_params, pre_loss = self.pretrain(self.psi, psi_params, k_pre_psi)
         state = {"psi": psi_params, "opt_psi": self.opt.init(psi_params),
@@ -380,6 +387,8 @@ def train(pair: Pair, spec: DualSpec, keys: jax.Array, budget: Budget,
     """Train one run per key (vmapped) and return one :class:`Fitted` per key."""
     engine = engine_for(pair, spec, budget)
     states = engine.init_states(keys)
+    if spec.eval_size is not None:
+        eval_size = spec.eval_size[budget.profile]
     x_eval, y_eval = metrics.evaluation_sample(pair, eval_size)
     curve: list[list[dict]] = [[] for _ in range(len(keys))]
     done = 0
