@@ -70,7 +70,7 @@ class Optimizer:
 class Pretrain:
     """Fit the maps to the identity before training: E|map(x) - x|^2 on a fixed sampler."""
 
-    sampler: str = "uniform"  # uniform on [-scale, scale]^D | normal with std scale
+    sampler: str = "uniform"  # uniform on [-scale, scale]^D | normal with std scale | cube: [0, scale)^D
     scale: float = 5.0
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -97,7 +97,9 @@ class DualSpec:
         "smoke": 100, "quick": 2001, "paper": 10_001})
     eval_every: Mapping[str, int] = field(default_factory=lambda: {
         "smoke": 50, "quick": 500, "paper": 1000})
-    batch_size: int = 1024
+    batch_size: int | Mapping[str, int] = 1024  # or per budget profile
+    # Points of the evaluations during training (per profile); None: metrics' default.
+    eval_size: Mapping[str, int] | None = None
 
     def __post_init__(self):
         if self.amortization not in AMORTIZATIONS:
@@ -108,13 +110,34 @@ class DualSpec:
             raise ValueError("without an amortizer the conjugate must be solved")
 
     def config(self) -> dict:
-        return asdict(self)
+        config = asdict(self)
+        if self.eval_size is None:  # unset: the configurations (and run ids) of before
+            del config["eval_size"]
+        return config
 
 
 def _sample_uniform_or_normal(pre: Pretrain, key, n, dim):
     if pre.sampler == "uniform":
         return jax.random.uniform(key, (n, dim), minval=-pre.scale, maxval=pre.scale)
+    if pre.sampler == "cube":  # Korotin's CubeUniformSampler (the unit cube) times `blow`
+        return pre.scale * jax.random.uniform(key, (n, dim))
     return pre.scale * jax.random.normal(key, (n, dim))
+
+
+def _chunked(fn, x, chunk: int | None):
+    """fn over the rows of x in chunks of ``chunk`` rows (one program, bounded memory)."""
+    n = x.shape[0]
+    if chunk is None or n <= chunk:
+        return fn(x)
+    whole = n - n % chunk
+    out = jax.lax.map(fn, x[:whole].reshape((whole // chunk, chunk) + x.shape[1:]))
+    out = out.reshape((whole,) + out.shape[2:])
+    return out if whole == n else jnp.concatenate([out, fn(x[whole:])])
+
+
+def _keys(key, count):
+    """Independent keys for the training-mode forwards of one loss (dropout masks)."""
+    return [jax.random.fold_in(key, i) for i in range(1, count + 1)]
 
 
 @dataclass
@@ -131,6 +154,8 @@ class Engine:
         self.eval_every = min(self.budget.eval_every or spec.eval_every[self.budget.profile],
                               self.iterations)
         self.pretrain_steps = spec.pretrain_steps[self.budget.profile]
+        self.batch_size = (spec.batch_size if isinstance(spec.batch_size, int)
+                           else spec.batch_size[self.budget.profile])
         self.psi = networks.build(spec.potential, dim)
         self.h = networks.build(spec.amortizer, dim) if spec.amortizer else None
         self.cycle_weight = float(dim if spec.cycle_weight is None else spec.cycle_weight)
@@ -148,9 +173,13 @@ class Engine:
         return self.h.push(state["h"], y)
 
     # -- losses ---------------------------------------------------------------------------
+    # Every network call of a training loss is a training-mode forward with its own key
+    # (dropout masks, batch statistics), as the official PyTorch loops run their networks
+    # in train mode; deterministic networks ignore the keys. Solvers see eval-mode psi.
     def losses(self, psi_params, h_params, x, y, key):
         """(total loss, metrics) of one batch; grads w.r.t. both parameter sets are used."""
-        prediction = self.predict({"h": h_params}, y)
+        k_h, k_x, k_hat, k_amortization = _keys(key, 4)
+        prediction = y if self.h is None else self.h.push_train(h_params, y, k_h)
         start = {"amortizer": prediction, "target": y,
                  "uniform01": jax.random.uniform(key, y.shape)}[self.spec.conjugate_start]
         x_hat, iterations = jax.lax.stop_gradient(start), jnp.zeros(y.shape[:1], jnp.int32)
@@ -158,36 +187,52 @@ class Engine:
             frozen = jax.lax.stop_gradient(psi_params)
             x_hat, iterations = self.solver.solve_batch(self.psi_batch(frozen), y, x_hat)
         x_hat = jax.lax.stop_gradient(x_hat)
-        psi = self.psi_batch(psi_params)
-        dual = jnp.mean(psi(x)) + jnp.mean(jnp.sum(x_hat * y, axis=1) - psi(x_hat))
-        amortization = self.amortization_loss(psi_params, h_params, prediction, x_hat, x, y)
+        dual = (jnp.mean(self.psi.apply_train(psi_params, x, k_x))
+                + jnp.mean(jnp.sum(x_hat * y, axis=1) - self.psi.apply_train(psi_params, x_hat, k_hat)))
+        amortization = self.amortization_loss(psi_params, h_params, prediction, x_hat, x, y,
+                                              k_amortization)
         return dual + amortization, {"dual": dual, "amortization": amortization,
                                      "conjugate_iterations": jnp.mean(iterations)}
 
-    def amortization_loss(self, psi_params, h_params, prediction, x_hat, x, y):
+    def amortization_loss(self, psi_params, h_params, prediction, x_hat, x, y, key=None):
         kind = self.spec.amortization
         frozen = jax.lax.stop_gradient(psi_params)
+        k1, k2, k3 = _keys(jax.random.key(0) if key is None else key, 3)
+        train = key is not None
+
+        def psi_value(params, v, k):
+            return self.psi.apply_train(params, v, k) if train else self.psi.apply(params, v)
+
+        def push(model, params, v, k):
+            return model.push_train(params, v, k) if train else model.push(params, v)
+
         if kind == "none":
             return jnp.zeros(())
         if kind == "objective":
-            return jnp.mean(self.psi.apply(frozen, prediction) - jnp.sum(prediction * y, axis=1))
+            return jnp.mean(psi_value(frozen, prediction, k1) - jnp.sum(prediction * y, axis=1))
         if kind == "regression":
             return jnp.mean((prediction - x_hat) ** 2)
         if kind == "cycle":
-            back = self.psi.push(psi_params, prediction)
-            there = self.h.push(h_params, self.psi.push(psi_params, x))
+            back = push(self.psi, psi_params, prediction, k1)
+            there = push(self.h, h_params, push(self.psi, psi_params, x, k2), k3)
             return self.cycle_weight * (jnp.mean((back - y) ** 2) + jnp.mean((there - x) ** 2))
-        back = self.psi.push(frozen, prediction)  # cycle-finetune
+        back = push(self.psi, frozen, prediction, k1)  # cycle-finetune
         return self.cycle_weight * jnp.mean((back - y) ** 2)
 
     # -- one training iteration ---------------------------------------------------------------
-    def _apply(self, state, grads, which):
-        """Optimizer step and projection of the networks in ``which`` ('psi', 'h')."""
+    def _apply(self, state, grads, which, inputs=None):
+        """Optimizer step and projection of the networks in ``which`` ('psi', 'h').
+
+        ``inputs`` (name -> batch) refreshes the batch-norm running statistics of a network
+        from the batch its training-mode forward saw, as PyTorch does in that forward.
+        """
         new = dict(state)
         for name in which:
             model = self.psi if name == "psi" else self.h
             updates, new[f"opt_{name}"] = self.opt.update(grads[name], state[f"opt_{name}"], state[name])
             new[name] = model.project(optax.apply_updates(state[name], updates))
+            if model.update_stats is not None and inputs is not None:
+                new[name] = model.update_stats(state[name], new[name], inputs[name])
         return new
 
     def _grads(self, state, x, y, key, argnums):
@@ -199,22 +244,23 @@ class Engine:
     def step(self, state, _):
         key = jax.random.fold_in(state["key"], state["step"])
         kx, ky, kc, kinner = jax.random.split(key, 4)
-        x = self.pair.sample_source(kx, self.spec.batch_size)
-        y = self.pair.sample_target(ky, self.spec.batch_size)
+        x = self.pair.sample_source(kx, self.batch_size)
+        y = self.pair.sample_target(ky, self.batch_size)
+        inputs = {"psi": x, "h": y}
         if self.h is None:
             loss, aux, grads = self._grads(state, x, y, kc, (0,))
-            new = self._apply(state, grads, ("psi",))
+            new = self._apply(state, grads, ("psi",), inputs)
         elif self.spec.amortizer_steps == 0:
             loss, aux, grads = self._grads(state, x, y, kc, (0, 1))
-            new = self._apply(state, grads, ("psi", "h"))
+            new = self._apply(state, grads, ("psi", "h"), inputs)
         else:  # Korotin's maximin: a psi step, then K steps of H alone on fresh targets
             loss, aux, grads = self._grads(state, x, y, kc, (0,))
-            new = self._apply(state, grads, ("psi",))
+            new = self._apply(state, grads, ("psi",), inputs)
 
             def inner(s, k):
-                yk = self.pair.sample_target(k, self.spec.batch_size)
+                yk = self.pair.sample_target(k, self.batch_size)
                 _, _, g = self._grads(s, x, yk, k, (1,))
-                return self._apply(s, g, ("h",)), None
+                return self._apply(s, g, ("h",), {"h": yk}), None
 
             new, _ = jax.lax.scan(inner, new, jax.random.split(kinner, self.spec.amortizer_steps))
 
@@ -234,18 +280,20 @@ class Engine:
         pre = self.spec.pretrain
         opt = Optimizer("adam", pre.lr, 0.9, 0.999, pre.weight_decay, None).build(1)
 
-        def loss_fn(p, x):
-            err = (model.push(p, x) - x) ** 2
+        def loss_fn(p, x, k):
+            err = (model.push_train(p, x, k) - x) ** 2
             return jnp.mean(jnp.sum(err, axis=1) if pre.sum_coordinates else err)
 
         def body(carry, i):
             p, s, done = carry
-            x = _sample_uniform_or_normal(pre, jax.random.fold_in(key, i), self.spec.batch_size,
-                                          self.pair.dim)
-            loss, g = jax.value_and_grad(loss_fn)(p, x)
+            k = jax.random.fold_in(key, i)
+            x = _sample_uniform_or_normal(pre, k, self.batch_size, self.pair.dim)
+            loss, g = jax.value_and_grad(loss_fn)(p, x, jax.random.fold_in(k, 1))
             done = done | ((i >= pre.min_steps) & (loss < pre.tolerance))
             updates, s_new = opt.update(g, s, p)
             p_new = model.project(optax.apply_updates(p, updates))
+            if model.update_stats is not None:
+                p_new = model.update_stats(p, p_new, x)
             keep = lambda a, b: jnp.where(done, a, b)  # noqa: E731
             return (jax.tree.map(keep, p, p_new), jax.tree.map(keep, s, s_new), done), loss
 
@@ -256,7 +304,7 @@ class Engine:
     def init_state(self, key):
         k_init, k_pre_psi, k_pre_h, k_train = jax.random.split(key, 4)
         pre = self.spec.pretrain
-        init_batch = _sample_uniform_or_normal(pre, k_init, self.spec.batch_size, self.pair.dim)
+        init_batch = _sample_uniform_or_normal(pre, k_init, self.batch_size, self.pair.dim)
         psi_params = self.psi.init(k_init, init_batch)
         psi_params, pre_loss = self.pretrain(self.psi, psi_params, k_pre_psi)
         state = {"psi": psi_params, "opt_psi": self.opt.init(psi_params),
@@ -272,19 +320,25 @@ class Engine:
         return state
 
     # -- evaluation ---------------------------------------------------------------------------
+    def push_forward(self, psi_params, x):
+        """grad psi on a batch of any size, in chunks of the model's ``eval_chunk`` rows."""
+        return _chunked(lambda v: self.psi.push(psi_params, v), x, self.psi.eval_chunk)
+
     def forward_scores(self, state, x, y):
         """Forward L2-UVP and cosine of grad psi on the fixed evaluation sample."""
-        sums = metrics.displacement_sums(x, y, self.psi.push(state["psi"], x)) / x.shape[0]
+        sums = metrics.displacement_sums(x, y, self.push_forward(state["psi"], x)) / x.shape[0]
         uvp, cos = metrics.scores(sums, self.pair.target_var, self.pair.cost)
         return {"l2_uvp_fwd": uvp, "cos_fwd": cos}
 
     def inverse(self, state, y):
         """H(y) refined by the inverse solver (the engine's inverse map at evaluation)."""
-        start = self.predict(state, y)
-        if self.spec.inverse_solver is None:
-            return start
-        solver = conjugate.SOLVERS[self.spec.inverse_solver]
-        return solver.solve_batch(self.psi_batch(state["psi"]), y, start).x
+        def one_chunk(v):
+            start = self.predict(state, v)
+            if self.spec.inverse_solver is None:
+                return start
+            solver = conjugate.SOLVERS[self.spec.inverse_solver]
+            return solver.solve_batch(self.psi_batch(state["psi"]), v, start).x
+        return _chunked(one_chunk, y, self.psi.eval_chunk)
 
 
     # -- compiled programs (one set per engine; engines are cached by configuration) ------
@@ -306,7 +360,7 @@ class Engine:
 
     @cached_property
     def forward_map(self):
-        return jax.jit(self.psi.push)
+        return jax.jit(self.push_forward)
 
     @cached_property
     def inverse_map(self):
@@ -347,6 +401,8 @@ def train(pair: Pair, spec: DualSpec, keys: jax.Array, budget: Budget,
     a killed run resumes from its last checkpoint, giving the same result.
     """
     engine = engine_for(pair, spec, budget)
+    if spec.eval_size is not None:
+        eval_size = spec.eval_size[budget.profile]
     context = runtime.current()
     signature = run_id({"pair": pair.label, "spec": spec.config(), "budget": budget.as_dict(),
                         "keys": np.asarray(jax.random.key_data(keys)).tolist(),

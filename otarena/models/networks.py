@@ -9,13 +9,16 @@ every step) or not. Every model is a :class:`Model`: ``init(key, x) -> params`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from otarena.models import dense_icnn
+from otarena.models import conv_icnn, conv_potential, dense_icnn, resnet_d, unet
+
+IMAGE_DIM = 3 * 64 * 64
 
 fan_in_init = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
 
@@ -96,19 +99,43 @@ class ResidualMLP(nn.Module):
 
 @dataclass(frozen=True)
 class Model:
-    """A network the engine trains. A potential's map is its gradient."""
+    """A network the engine trains. A potential's map is its gradient.
+
+    ``apply`` is the evaluation-mode forward. Networks that behave differently while
+    training (dropout, batch norm on batch statistics) also give ``train_apply(params, x,
+    key)``; batch-norm running statistics live in ``params`` and are refreshed by
+    ``update_stats(old, new, x)`` after each optimizer step on a batch ``x``.
+    ``eval_chunk`` bounds how many points one evaluation call pushes at once.
+    """
 
     name: str
     init: Callable[[jax.Array, jax.Array], dict]
     apply: Callable[[dict, jax.Array], jax.Array]
     is_potential: bool
     project: Callable[[dict], dict] = lambda params: params  # after each optimizer step
+    train_apply: Callable[[dict, jax.Array, jax.Array], jax.Array] | None = None
+    update_stats: Callable[[dict, dict, jax.Array], dict] | None = None
+    eval_chunk: int | None = None
 
     def push(self, params, x):
         """The map of the model on a batch: grad psi for a potential (rows independent)."""
         if self.is_potential:
             return jax.grad(lambda v: self.apply(params, v).sum())(x)
         return self.apply(params, x)
+
+    def apply_train(self, params, x, key):
+        """The training-mode forward (the evaluation one for deterministic networks)."""
+        if self.train_apply is None:
+            return self.apply(params, x)
+        return self.train_apply(params, x, key)
+
+    def push_train(self, params, x, key):
+        """The training-mode map: gradient of the training-mode potential, or the output."""
+        if self.train_apply is None:
+            return self.push(params, x)
+        if self.is_potential:
+            return jax.grad(lambda v: self.train_apply(params, v, key).sum())(x)
+        return self.train_apply(params, x, key)
 
 
 def flax_model(name: str, module: nn.Module, is_potential: bool) -> Model:
@@ -146,8 +173,52 @@ def korotin_dense_icnn(dim: int, convex: bool, strong_convexity: float = 1e-4,
                  project=_clamp_convex_weights if convex else (lambda params: params))
 
 
+# -- image models (flattened 3x64x64 images) ----------------------------------------------------
+IMAGE_EVAL_CHUNK = 256
+
+
+def amos_conv_potential() -> Model:
+    """Amos 2023's ConvNet potential (also the amortization model H of its image rows)."""
+    return dataclasses.replace(flax_model("conv-potential", conv_potential.ConvPotential(), True),
+                               eval_chunk=IMAGE_EVAL_CHUNK)
+
+
+def korotin_conv_icnn64() -> Model:
+    """Korotin's ConvICNN64 as its solvers train it: N(0, 0.01^2) init, strong convexity
+    0.01, rank 4, dropout 0.02 while training, convolution weights clamped after every step."""
+    return Model(name="conv-icnn64", init=lambda key, x: conv_icnn.init(key),
+                 apply=lambda p, x: conv_icnn.conv_icnn64(p, x, precision=None),
+                 train_apply=lambda p, x, key: conv_icnn.conv_icnn64(p, x, key=key, precision=None),
+                 is_potential=True, project=conv_icnn.convexify, eval_chunk=IMAGE_EVAL_CHUNK)
+
+
+def korotin_resnet_potential() -> Model:
+    """[MM]'s image potential |x|^2 / 2 - ResNet_D(x) (WGAN-QC discriminator), not convex."""
+    return Model(name="resnet-d", init=lambda key, x: resnet_d.init(key),
+                 apply=lambda p, x: resnet_d.potential(p, x), is_potential=True,
+                 eval_chunk=IMAGE_EVAL_CHUNK)
+
+
+def korotin_unet() -> Model:
+    """[MM]'s map network: UNet(3, 3, base_factor=48), batch norms in training mode."""
+    return Model(name="unet", init=lambda key, x: unet.init(key),
+                 apply=lambda p, x: unet.unet(p, x),
+                 train_apply=lambda p, x, key: unet.unet(p, x, train=True)[0],
+                 update_stats=unet.update_stats, is_potential=False,
+                 eval_chunk=IMAGE_EVAL_CHUNK)
+
+
+IMAGE_MODELS = {"conv-potential": amos_conv_potential, "conv-icnn64": korotin_conv_icnn64,
+                "resnet-d": korotin_resnet_potential, "unet": korotin_unet}
+
+
 def build(name: str, dim: int) -> Model:
     """A model by name for inputs of dimension ``dim``."""
+    if name in IMAGE_MODELS:
+        if dim != IMAGE_DIM:
+            raise ValueError(f"model {name!r} takes flattened 3x64x64 images (dim {IMAGE_DIM}), "
+                             f"not dim {dim}")
+        return IMAGE_MODELS[name]()
     hidden = amos_hidden_sizes(dim)
     if name == "icnn":
         return flax_model(name, ICNN(hidden), is_potential=True)

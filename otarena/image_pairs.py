@@ -1,0 +1,489 @@
+"""Image benchmark pairs built by Korotin et al.'s CelebA64 recipe, and the recipe itself.
+
+A pair of this kind has a source P of flattened 3x64x64 images in [-1, 1] plus pixel noise
+N(0, 0.01^2), and the target Q = grad psi # P for psi = (psi_1 + psi_2) / 2, two ConvICNN64
+potentials trained by W2GN from P to two target distributions (no standardization). The
+official CelebA64 pairs (``datasets/celeba64.py``) are of this kind with P = a WGAN-QC
+generator; :func:`build_family` builds new ones from any image source
+(``otarena build-image-pair``).
+
+The constants of such a pair are not published: they are computed the way the official
+``CelebA64Benchmark`` computes them (total variances of P and Q on 2^14 samples, the cost
+1/2 E|x - T(x)|^2 on one batch of 64) and cached by the sha256 of the files they depend on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from otarena import conjugate, data
+from otarena.models import conv_icnn
+from otarena.pairs import Pair
+
+DIM = conv_icnn.DIM
+NOISE_STD = 0.01  # NormalNoiseTransformer(std=0.01) of the official pairs
+ESTIMATE_SIZE = 2**14  # PotentialMapBenchmark(estimate_size=2**14)
+COST_SIZE = 64  # CelebA64Benchmark(batch_size=64): the cost is estimated on one batch
+CONSTANTS_KEY = 0xCE1EBA
+CHUNK = 256  # rows per device call when pushing or generating many images
+CACHE_FILE = "otarena-cache/image-pair-constants.json"
+ESTIMATOR = "official-celeba64-v1"  # bump if the estimators below change
+
+Sampler = Callable[[jax.Array, int], jax.Array]
+
+
+def chunked(fn: Callable[[jax.Array], jax.Array], x: jax.Array, chunk: int = CHUNK) -> jax.Array:
+    """fn over the rows of x in chunks of ``chunk`` rows (bounded device memory)."""
+    n = x.shape[0]
+    if n <= chunk:
+        return fn(x)
+    whole = n - n % chunk
+    out = jax.lax.map(fn, x[:whole].reshape((whole // chunk, chunk) + x.shape[1:]))
+    out = out.reshape((whole,) + out.shape[2:])
+    return out if whole == n else jnp.concatenate([out, fn(x[whole:])])
+
+
+def noisy(sample_clean: Sampler, std: float = NOISE_STD) -> Sampler:
+    """x + std * N(0, I) for x from ``sample_clean``; the key splits as (clean, noise)."""
+    def sample(key, n):
+        k_clean, k_noise = jax.random.split(key)
+        x = sample_clean(k_clean, n)
+        return x + std * jax.random.normal(k_noise, x.shape, x.dtype)
+    return sample
+
+
+def averaged_potential(stacked: conv_icnn.Params) -> Callable[[jax.Array], jax.Array]:
+    """psi = mean of the stacked ConvICNN64s (eval mode, strong convexity 0.01, HIGHEST)."""
+    return lambda x: conv_icnn.mean_conv_icnn64(stacked, x)
+
+
+def gradient_map(potential: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
+    """x -> grad psi(x), row by row, in chunks."""
+    grad = jax.grad(lambda v: potential(v).sum())
+    return lambda x: chunked(grad, x)
+
+
+def conjugate_inverse(potential: Callable[[jax.Array], jax.Array], gtol: float = 1e-4,
+                      max_iter: int = 1000) -> Callable[[jax.Array], jax.Array]:
+    """T^-1(y) = argmin_x psi(x) - <x, y> by L-BFGS from y (psi is strongly convex).
+
+    Never needed by the metrics (they use the coupling (x, T(x))); it makes ``true_map`` of a
+    reversed image pair available, at the price of a per-point solve in dimension 12288.
+    """
+    solver = conjugate.LBFGS(max_iter=max_iter, gtol=gtol)
+    return lambda y: chunked(lambda v: solver.solve_batch(potential, v, v).x, y)
+
+
+# -- constants ----------------------------------------------------------------------------------
+def compute_constants(sample_clean: Sampler, forward: Callable[[jax.Array], jax.Array],
+                      noise_std: float = NOISE_STD, estimate_size: int = ESTIMATE_SIZE,
+                      cost_size: int = COST_SIZE, key: int = CONSTANTS_KEY,
+                      chunk: int = CHUNK) -> dict:
+    """The official CelebA64 estimators, accumulated in float64.
+
+    in_var  = total variance of ``estimate_size`` clean samples + D noise_std^2
+              (PushforwardTransformer.fit, then NormalNoiseTransformer.var)
+    out_var = total variance of T(x) on ``estimate_size`` noisy samples (PotentialTransformer.fit)
+    cost    = 1/2 mean |x - T(x)|^2 on one batch of ``cost_size`` noisy samples (_estimate_cost)
+    """
+    chunk = min(chunk, estimate_size)
+    if estimate_size % chunk:
+        raise ValueError(f"estimate size {estimate_size} is not a multiple of {chunk}")
+    k_in, k_out, k_cost = jax.random.split(jax.random.key(key), 3)
+    draw = jax.jit(sample_clean, static_argnums=1)
+    draw_noisy = jax.jit(noisy(sample_clean, noise_std), static_argnums=1)
+    push = jax.jit(forward)
+
+    def total_variance(rows):
+        s, ss, n = 0.0, 0.0, 0
+        for k in jax.random.split(k_in if rows is None else k_out, estimate_size // chunk):
+            v = np.asarray(draw(k, chunk) if rows is None else push(draw_noisy(k, chunk)), np.float64)
+            s, ss, n = s + v.sum(0), ss + (v * v).sum(0), n + len(v)
+        mean = s / n
+        return float(np.sum(ss / n - mean * mean))
+
+    x = draw_noisy(k_cost, cost_size)
+    t = np.asarray(push(x), np.float64)
+    cost = 0.5 * float(np.mean(np.sum((np.asarray(x, np.float64) - t) ** 2, axis=1)))
+    return {"in_var": total_variance(None) + DIM * noise_std**2, "out_var": total_variance(True),
+            "cost": cost}
+
+
+def _cache_path() -> Path:
+    return data.data_dir() / CACHE_FILE
+
+
+def cached_constants(identity: Mapping, compute: Callable[[], dict]) -> tuple[dict, str]:
+    """Constants of ``identity`` (files' sha256 and estimator settings) from the cache in the
+    data directory, computed and stored there on first use. Returns (constants, where)."""
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+    path = _cache_path()
+    try:
+        cache = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache and cache[key].get("identity") == identity:
+        return cache[key]["constants"], f"cached in {path} (key {key})"
+    constants = compute()
+    cache[key] = {"identity": dict(identity), "constants": constants}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".constants.", suffix=".part")
+        with os.fdopen(fd, "w") as f:
+            json.dump(cache, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+        where = f"cached in {path} (key {key})"
+    except OSError as e:
+        warnings.warn(f"could not cache the image-pair constants in {path}: {e}")
+        where = "not cached (data directory not writable)"
+    return constants, where
+
+
+def potential_pair(name: str, sample_clean: Sampler, stacked: conv_icnn.Params,
+                   constants: Mapping, provenance: Mapping, noise_std: float = NOISE_STD) -> Pair:
+    """The pair P = sample_clean + noise, T = grad of the mean of the stacked ConvICNN64s."""
+    potential = averaged_potential(stacked)
+    return Pair(name=name, dim=DIM, base=noisy(sample_clean, noise_std),
+                forward=gradient_map(potential), inverse=conjugate_inverse(potential),
+                base_var=float(constants["in_var"]), pushed_var=float(constants["out_var"]),
+                cost=float(constants["cost"]), potential=potential, moment_size=2**14,
+                provenance=dict(provenance))
+
+
+def stack_states(states: list[Mapping[str, np.ndarray]]) -> conv_icnn.Params:
+    return conv_icnn.stack(*[{k: jnp.asarray(v, jnp.float32) for k, v in s.items()}
+                             for s in states])
+
+
+def constants_note(estimate_size: int, cost_size: int, where: str) -> str:
+    return (f"computed by otarena with the official CelebA64Benchmark estimators (total "
+            f"variances on {estimate_size} samples, cost on one batch of {cost_size}; key "
+            f"{CONSTANTS_KEY:#x}); no official values are published; {where}")
+
+
+def chunk_sampler(sample: Sampler) -> Sampler:
+    """A sampler drawing large batches chunk by chunk (same values as one call per chunk)."""
+    def draw(key, n):
+        if n <= CHUNK:
+            return sample(key, n)
+        whole = n - n % CHUNK
+        keys = jax.random.split(key, whole // CHUNK + 1)
+        out = jax.lax.map(lambda k: sample(k, CHUNK), keys[:-1]).reshape(whole, -1)
+        return out if whole == n else jnp.concatenate([out, sample(keys[-1], n - whole)])
+    return draw
+
+
+
+# == the recipe: building new image pairs ====================================================
+# A recipe is a JSON-able dict:
+#   {"family": str, "source": SOURCE, "levels": {level: {"v1": TARGET, "v2": TARGET}},
+#    "noise_std": 0.01, "w2gn": {...}}            (missing "w2gn" keys: W2GN_DEFAULTS)
+#   SOURCE = {"dataset": "mnist" | "npy", "split": "train" | "test" (mnist), "path": ... (npy),
+#             "range": [start, stop]}  -- uint8 images (N, H, W) or (N, H, W, 3)
+#   TARGET = SOURCE + {"blur": sigma in pixels at 64x64, "tint": [r, g, b], "seed": int}
+# Images are resized to 64x64 (bilinear), made RGB, blurred, tinted, mapped to [-1, 1].
+
+BUILT_DIR = "otarena-built"
+MANIFEST = "manifest.json"
+# The official pair-building notebook (W2_train_images_benchmark): W2GN with two ConvICNN64,
+# batch 64, 50,001 iterations, Adam 3e-4, betas (0.8, 0.99) for psi and (0.4, 0.4) for the
+# conjugate network, cycle weight 1e4, identity pretraining on unit-cube samples times 4
+# (at most 1000 steps, MSE below 1e-3).
+W2GN_DEFAULTS = {"iterations": 50_000, "pretrain_steps": 1000, "batch_size": 64, "lr": 3e-4,
+                 "betas_psi": [0.8, 0.99], "betas_conjugate": [0.4, 0.4], "cycle_weight": 1e4,
+                 "log_every": 1000}
+MNIST_FILES = {"train": "mnist/train-images-idx3-ubyte.gz", "test": "mnist/t10k-images-idx3-ubyte.gz"}
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """uint8 images (N, rows, cols) of an IDX3 file (gzipped or not)."""
+    import gzip
+
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    magic, n, rows, cols = np.frombuffer(raw[:16], ">u4")
+    if magic != 2051 or len(raw) != 16 + int(n) * int(rows) * int(cols):
+        raise ValueError(f"{path} is not an IDX3 image file")
+    return np.frombuffer(raw[16:], np.uint8).reshape(int(n), int(rows), int(cols))
+
+
+def source_files(spec: Mapping) -> list[str]:
+    """Manifest paths an image source reads (none for a user's .npy file)."""
+    return [MNIST_FILES[spec.get("split", "train")]] if spec["dataset"] == "mnist" else []
+
+
+def load_images(spec: Mapping) -> np.ndarray:
+    """The uint8 images of a SOURCE spec, sliced to its range."""
+    from otarena.errors import DataError
+
+    if spec["dataset"] == "mnist":
+        images = read_idx_images(data.require(MNIST_FILES[spec.get("split", "train")]))
+    elif spec["dataset"] == "npy":
+        path = Path(spec["path"]).expanduser()
+        if not path.is_file():
+            raise DataError(f"image source {path} does not exist")
+        images = np.load(path, allow_pickle=False)
+        if images.dtype != np.uint8 or images.ndim not in (3, 4) or (
+                images.ndim == 4 and images.shape[-1] != 3):
+            raise DataError(f"image source {path}: expected uint8 images (N, H, W) or "
+                            f"(N, H, W, 3), found {images.dtype} {images.shape}")
+    else:
+        raise DataError(f"unknown image source dataset {spec['dataset']!r} (mnist | npy)")
+    lo, hi = spec.get("range", [0, len(images)])
+    return np.ascontiguousarray(images[lo:hi])
+
+
+def _blur_matrix(sigma: float, size: int = 64) -> np.ndarray:
+    """Gaussian blur along one axis as a (size, size) matrix, zero padding."""
+    if sigma <= 0:
+        return np.eye(size, dtype=np.float32)
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    m = np.zeros((size, size))
+    for offset, w in zip(range(-radius, radius + 1), taps):
+        m += w * np.eye(size, k=offset)
+    return m.astype(np.float32)
+
+
+def image_sampler(images: np.ndarray, blur: float = 0.0, tint=(1.0, 1.0, 1.0)) -> Sampler:
+    """Uniform draws from ``images``, as flattened 3x64x64 images in [-1, 1] (on device)."""
+    stored = jnp.asarray(images)
+    blur_m = jnp.asarray(_blur_matrix(blur))
+    tint_v = jnp.asarray(np.asarray(tint, np.float32))[None, :, None, None]
+
+    def sample(key, n):
+        idx = jax.random.randint(key, (n,), 0, stored.shape[0])
+        img = stored[idx].astype(jnp.float32) / 255.0
+        img = img[:, None] if img.ndim == 3 else img.transpose(0, 3, 1, 2)
+        img = jnp.broadcast_to(img, (n, 3) + img.shape[2:])
+        img = jax.image.resize(img, (n, 3, 64, 64), "linear")
+        img = jnp.einsum("ih,nchw,jw->ncij", blur_m, img, blur_m)
+        img = jnp.clip(img * tint_v, 0.0, 1.0)
+        return (2.0 * img - 1.0).reshape(n, DIM)
+    return sample
+
+
+def target_sampler(spec: Mapping) -> Sampler:
+    return image_sampler(load_images(spec), spec.get("blur", 0.0), spec.get("tint", (1, 1, 1)))
+
+
+class _Sides:
+    """What the engine needs of a pair to train: two independent samplers."""
+
+    def __init__(self, sample_source: Sampler, sample_target: Sampler):
+        self.dim, self.sample_source, self.sample_target = DIM, sample_source, sample_target
+
+
+def _w2gn_engine(sides: _Sides, cfg: Mapping):
+    import optax
+
+    from otarena import dual
+    from otarena.budgets import Budget
+
+    class W2GNBuilder(dual.Engine):
+        """The engine's W2GN step with the conjugate network's own Adam betas."""
+
+        def _apply(self, state, grads, which, inputs=None):
+            new = dict(state)
+            for name in which:
+                model, opt = (self.psi, self.opt) if name == "psi" else (self.h, self.conjugate_opt)
+                updates, new[f"opt_{name}"] = opt.update(grads[name], state[f"opt_{name}"], state[name])
+                new[name] = model.project(optax.apply_updates(state[name], updates))
+            return new
+
+    n = int(cfg["iterations"])
+    spec = dual.DualSpec(
+        potential="conv-icnn64", amortizer="conv-icnn64", amortization="cycle",
+        conjugate_solver=None, inverse_solver=None, cycle_weight=float(cfg["cycle_weight"]),
+        optimizer=dual.Optimizer("adam", cfg["lr"], *cfg["betas_psi"], 0.0, None),
+        pretrain=dual.Pretrain(sampler="cube", scale=4.0, lr=1e-3, weight_decay=1e-10,
+                               tolerance=1e-3, min_steps=0, sum_coordinates=False),
+        iterations={"paper": n}, pretrain_steps={"paper": int(cfg["pretrain_steps"])},
+        eval_every={"paper": n}, batch_size=int(cfg["batch_size"]))
+    engine = W2GNBuilder(sides, spec, Budget("paper", iterations=n))
+    engine.conjugate_opt = optax.adam(cfg["lr"], b1=cfg["betas_conjugate"][0],
+                                      b2=cfg["betas_conjugate"][1])
+    return engine
+
+
+def train_potential(source: Sampler, target: Sampler, seed: int, cfg: Mapping,
+                    noise_std: float = NOISE_STD, log=None) -> tuple[dict, dict]:
+    """One benchmark potential: W2GN from noisy ``source`` to noisy ``target``.
+
+    Returns (psi's parameters in the ConvICNN64 state-dict layout, training summary).
+    """
+    engine = _w2gn_engine(_Sides(noisy(source, noise_std), noisy(target, noise_std)), cfg)
+    states = engine.init_states(jax.random.key(seed)[None])
+    done, losses = 0, []
+    chunk = max(1, min(int(cfg.get("log_every", 1000)), engine.iterations))
+    while done < engine.iterations:
+        length = min(chunk, engine.iterations - done)
+        states, logs = engine.run_chunk(states, length)
+        done += length
+        losses.append({"iteration": done, **{k: float(v[0]) for k, v in logs.items()}})
+        if log:
+            log(f"  iteration {done}/{engine.iterations}: loss {losses[-1]['loss']:.4g}")
+    params = {k: np.asarray(v[0], np.float32) for k, v in states["psi"].items()}
+    return params, {"pretrain_final_loss": float(states["pretrain_loss"][0]),
+                    "diverged": bool(states["diverged"][0]), "losses": losses}
+
+
+def state_dict_bytes(params: Mapping[str, np.ndarray]) -> bytes:
+    """``torch.save`` of a ConvICNN64 state dict, byte-for-byte reproducible."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({k: torch.from_numpy(np.array(params[k], np.float32))
+                for k in sorted(conv_icnn.expected_shapes())}, buffer)
+    return buffer.getvalue()
+
+
+def built_dir(family: str) -> Path:
+    return data.data_dir() / BUILT_DIR / family
+
+
+def _write_atomic(path: Path, payload: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+        f.write(payload)
+    os.replace(tmp, path)
+
+
+def build_family(recipe: Mapping, levels: list[str] | None = None, overrides: Mapping | None = None,
+                 estimate_size: int = ESTIMATE_SIZE, cost_size: int = COST_SIZE,
+                 out: Path | None = None, log=print) -> Path:
+    """Train, save and describe the potentials of ``recipe`` (``otarena build-image-pair``).
+
+    Writes ``{level}_{v}.pt`` (ConvICNN64 state dicts, loadable by the official PyTorch
+    class) and ``manifest.json`` (recipe, settings, sha256 of every file, the pair constants
+    computed with the official estimators, devices and versions) to ``out``. Potentials
+    already built with the same settings are kept. Returns the manifest path.
+    """
+    import datetime as dt
+    import time
+
+    from otarena import runner
+
+    cfg = {**W2GN_DEFAULTS, **recipe.get("w2gn", {}), **(overrides or {})}
+    levels = list(recipe["levels"]) if levels is None else levels
+    out = built_dir(recipe["family"]) if out is None else Path(out)
+    noise_std = float(recipe.get("noise_std", NOISE_STD))
+    path = out / MANIFEST
+    manifest = json.loads(path.read_text()) if path.is_file() else {}
+    if manifest.get("recipe") != recipe or manifest.get("w2gn") != cfg:
+        manifest = {"family": recipe["family"], "recipe": recipe, "w2gn": cfg, "files": {},
+                    "training": {}, "constants": {}}
+    source = image_sampler(load_images(recipe["source"]))
+    for level in levels:
+        for version, target_spec in sorted(recipe["levels"][level].items()):
+            name = f"{level}_{version}.pt"
+            if name in manifest["files"] and (out / name).is_file() and \
+                    data.sha256_of(out / name) == manifest["files"][name]:
+                log(f"{name}: already built, kept")
+                continue
+            log(f"{name}: W2GN from the source to {target_spec} ({cfg['iterations']} iterations)")
+            start = time.perf_counter()
+            params, summary = train_potential(source, target_sampler(target_spec),
+                                              int(target_spec.get("seed", 0)), cfg, noise_std, log)
+            payload = state_dict_bytes(params)
+            _write_atomic(out / name, payload)
+            manifest["files"][name] = hashlib.sha256(payload).hexdigest()
+            manifest["training"][name] = {**summary, "seconds": time.perf_counter() - start}
+            _write_atomic(path, json.dumps(manifest, indent=1).encode())
+        files = [f"{level}_{v}.pt" for v in sorted(recipe["levels"][level])]
+        stacked = stack_states([load_built_state(out, f, manifest["files"][f]) for f in files])
+        log(f"{level}: constants on {estimate_size} samples (cost on {cost_size})")
+        manifest["constants"][level] = {
+            **compute_constants(source, gradient_map(averaged_potential(stacked)), noise_std,
+                                estimate_size, cost_size),
+            "estimate_size": estimate_size, "cost_size": cost_size, "key": CONSTANTS_KEY,
+            "estimator": ESTIMATOR, "sha256": [manifest["files"][f] for f in files]}
+        _write_atomic(path, json.dumps(manifest, indent=1).encode())
+    manifest["built"] = {"device": runner.device_description(), "versions": runner.versions(),
+                         "git": runner.git_state(),
+                         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    _write_atomic(path, json.dumps(manifest, indent=1).encode())
+    return path
+
+
+def load_built_state(folder: Path, name: str, sha256: str) -> dict[str, np.ndarray]:
+    """A built ConvICNN64 state dict, checked against the sha256 its manifest recorded."""
+    from otarena.errors import DataError
+    from otarena.torch_io import load_state_dict
+
+    path = Path(folder) / name
+    entry = data.DataFile(path=str(path), family="built", url="otarena build-image-pair",
+                          sha256=sha256, size=None)
+    if not path.is_file():
+        raise DataError(f"{name}: missing at {path}; rebuild with `otarena build-image-pair`")
+    found = data.sha256_of(path)
+    if found != sha256:
+        raise DataError(f"{name}: sha256 {found} at {path} differs from its build manifest "
+                        f"({sha256}); rebuild with `otarena build-image-pair`")
+    state = load_state_dict(path, entry)
+    problem = conv_icnn.shape_mismatch(state)
+    if problem:
+        raise DataError(data.describe_problem(entry, f"not a ConvICNN64 checkpoint ({problem})"))
+    return state
+
+
+def built_pair(recipe: Mapping, name: str) -> Pair:
+    """The pair ``{family}-{level}`` from the files ``build_family`` wrote in the data directory."""
+    from otarena.errors import DataError
+
+    family, level = recipe["family"], name[len(recipe["family"]) + 1:]
+    folder = built_dir(family)
+    path = folder / MANIFEST
+    how = (f"build it with `otarena build-image-pair {family}` (a GPU takes hours at the "
+           f"recipe's budget; see README), or put a released build in {folder}")
+    if not path.is_file():
+        raise DataError(f"{name}: not built, no {path}; {how}")
+    manifest = json.loads(path.read_text())
+    if manifest.get("recipe") != recipe:
+        raise DataError(f"{name}: the build in {folder} is of another recipe; {how}")
+    if level not in manifest.get("constants", {}):
+        raise DataError(f"{name}: level {level!r} not built in {folder}; {how}")
+    files = [f"{level}_{v}.pt" for v in sorted(recipe["levels"][level])]
+    stacked = stack_states([load_built_state(folder, f, manifest["files"][f]) for f in files])
+    constants = manifest["constants"][level]
+    if constants["sha256"] != [manifest["files"][f] for f in files]:
+        raise DataError(f"{name}: constants in {path} are of other weights; {how}")
+    cfg = manifest["w2gn"]
+    noise_std = float(recipe.get("noise_std", NOISE_STD))
+    return potential_pair(name, image_sampler(load_images(recipe["source"])), stacked, constants,
+                          noise_std=noise_std, provenance={
+        "family": family, "built_by": "otarena build-image-pair (Korotin et al.'s CelebA64 recipe)",
+        "source": recipe["source"], "targets": recipe["levels"][level],
+        "w2gn": {k: cfg[k] for k in ("iterations", "pretrain_steps", "batch_size")},
+        "files": files, "sha256": constants["sha256"], "built": manifest.get("built", {}),
+        "constants": (f"computed at build time with the official CelebA64Benchmark estimators "
+                      f"(total variances on {constants['estimate_size']} samples, cost on one "
+                      f"batch of {constants['cost_size']}), stored in {path} with the sha256 "
+                      "of the weights they belong to")})
+
+
+def built_family(recipe: Mapping, description: str):
+    """The :class:`PairFamily` of a recipe: ``{family}-{level}`` for every level."""
+    from otarena.pairs import PairFamily
+
+    return PairFamily(family=recipe["family"],
+                      names=tuple(f"{recipe['family']}-{level}" for level in recipe["levels"]),
+                      build=partial(built_pair, recipe),
+                      data_files=lambda name: source_files(recipe["source"]),
+                      description=description)
