@@ -17,7 +17,12 @@ import pandas as pd
 from otarena import report, solver, suites
 
 BUDGET_ORDER = {"smoke": 0, "quick": 1, "paper": 2}
-PRIOR_WORK = ("W2", "MMv1", "MMv2", "MM")  # Korotin's rows in Amos' HD table
+# "Improvement factor over prior work" (Amos 2023): best prior number / best new number
+# per column. Prior work: Korotin et al.'s published rows; new work: Amos' rows.
+PRIOR_WORK = {"amos2023-hd-icnn": ("korotin2021-hd", ("W2", "MMv1", "MMv2", "MM")),
+              "amos2023-hd-mlp": ("korotin2021-hd", ("W2", "MMv1", "MMv2", "MM")),
+              "celeba64": ("celeba64", ("W2-images", "MM-images", "MM-R-images"))}
+NEW_WORK_PREFIXES = ("icnn-", "mlp-", "conv-")
 
 
 @lru_cache(maxsize=1)
@@ -116,14 +121,16 @@ def _budget_note(c: pd.DataFrame) -> str:
 
 
 def improvement_factor(c: pd.DataFrame, suite: suites.Suite, pairs: list[str]) -> dict[str, str]:
-    """Best prior number (Korotin's published rows) / best measured row, per column."""
-    if not suite.paper_table or not suite.paper_table.startswith("amos"):
+    """Best prior number (the published prior rows) / best measured new row, per column."""
+    if suite.paper_table not in PRIOR_WORK:
         return {}
-    prior = paper_values()["tables"]["korotin2021-hd"]
+    table, prior_rows = PRIOR_WORK[suite.paper_table]
+    prior = paper_values()["tables"][table]
+    new = c[c.row.str.startswith(NEW_WORK_PREFIXES)]
     out = {}
     for p in pairs:
-        published = [v[0] for r in PRIOR_WORK if isinstance(v := _paper_cell(prior, r, p), list)]
-        ours = c[(c.pair == p) & ~c.apply(_is_huge, axis=1)]["mean"]
+        published = [v[0] for r in prior_rows if isinstance(v := _paper_cell(prior, r, p), list)]
+        ours = new[(new.pair == p) & ~new.apply(_is_huge, axis=1)]["mean"]
         if published and len(ours) and ours.min() > 0:
             ratio = min(published) / ours.min()
             out[p] = f"{ratio:.1f}" if ratio >= 0.95 else f"{ratio:.2g}"

@@ -17,6 +17,8 @@ AMOS_ROWS = ("cycle", "objective", "cycle-lbfgs", "objective-lbfgs", "regression
              "cycle-adam", "objective-adam", "regression-adam")
 AMOS_SEEDS = {"smoke": (0,), "quick": (0, 1, 2), "paper": tuple(range(10))}
 ONE_RUN = {"smoke": (0,), "quick": (0,), "paper": (0,)}  # Korotin et al.: one run per cell
+CELEBA_PAIRS = ("celeba64-early", "celeba64-mid", "celeba64-late")
+CONV_ROWS = tuple(f"conv-{r}" for r in AMOS_ROWS)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,13 @@ SUITES = {s.name: s for s in [
           "reversed runs, [L], [C], [ID]", "korotin2021-hd", HD_PAIRS,
           ("W2", "MMv1", "MMv2", "MM", "linear", "constant", "identity"), ONE_RUN,
           reversed_solvers=("W2", "MMv2", "MM")),
+    Suite("celeba64", "Amos 2023 / Korotin et al. 2021, CelebA64 table (Early/Mid/Late)",
+          "celeba64", CELEBA_PAIRS, CONV_ROWS + ("W2-images", "MM-images", "MM-R-images"),
+          AMOS_SEEDS, notes="needs the official CelebA64 files (otarena data fetch celeba64)"),
+    Suite("mnist64-w2gn", "otarena's offline image pairs (MNIST digits, CelebA64 recipe), "
+          "the celeba64 rows", None, tuple(f"mnist64-w2gn-{l}" for l in ("early", "mid", "late")),
+          CONV_ROWS + ("W2-images", "MM-images", "MM-R-images"), AMOS_SEEDS,
+          notes="not CelebA64: built by `otarena build-image-pair mnist64-w2gn`"),
     Suite("metaot-sinkhorn", "Meta OT (Amos et al. 2023), Table 1: Sinkhorn time to marginal "
           "error 1e-2 by initialization, MNIST and spherical", None, ("mnist", "spherical"),
           ("zeros", "gaussian", "meta-ot", "ott-meta"),

@@ -61,6 +61,23 @@ def test_suite_tables_of_every_kind(tmp_path):
     assert (tmp_path / "figures" / "hd-icnn_curves.png").stat().st_size > 0
 
 
+def test_celeba64_table_in_the_paper_layout(tmp_path):
+    records = []
+    for i, (solver, pair, uvp) in enumerate([("conv-objective-lbfgs", "celeba64-early", 0.5),
+                                             ("conv-objective-lbfgs", "celeba64-mid", 0.2),
+                                             ("W2-images", "celeba64-early", 1.6)]):
+        records.append({"run_id": f"c{i}", "pair": pair, "reverse": False, "solver": solver,
+                        "solver_label": "", "seed": 0, "budget": {"profile": "paper"},
+                        "iterations": 100, "eval": {"size": 4096}, "status": "ok",
+                        "metrics": {"l2_uvp_fwd": uvp}, "curve": []})
+    written = {p.name: p for p in report.write(records, tmp_path, figures=False)}
+    table = written["celeba64.tex"].read_text()
+    assert "Row & Early & Mid" in table
+    assert "Improvement factor over prior work & 2.8 & 2.0" in table  # [MM:R] 1.4/0.5, 0.4/0.2
+    comparison = written["celeba64_vs_paper.tex"].read_text()
+    assert "{[W2]} & celeba64-early & $1.6$ & $1.7$" in comparison
+
+
 def test_tables_compile_with_pdflatex(tmp_path):
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (.ci/run installs it)")
