@@ -42,7 +42,7 @@ def _positive(text: str) -> int:
 
 def _cells(args, budget, extra_solvers=()):
     """The cells a `run` asks for: a suite (narrowed by the flags) or an ad-hoc selection."""
-    from otarena import data, pairs, runner, solver, suites
+    from otarena import pairs, runner, solver, suites
 
     by_name = {s.name: s for s in extra_solvers}
 
@@ -65,11 +65,9 @@ def _cells(args, budget, extra_solvers=()):
             raise OtarenaError(f"pair {name!r} is not in suite {suite.name}")
     ready = []
     for name in chosen_pairs:
-        missing = [p for p in pairs.family_of(name).data_files(name)
-                   if data.status(data.entry(p))[0] in ("missing", "corrupt")]
-        if missing:
-            print(f"{name}: skipped, data not usable ({', '.join(missing)}); "
-                  f"`otarena data fetch {name}`", file=sys.stderr)
+        why = pairs.problem(name)
+        if why:
+            print(f"skipped {why}", file=sys.stderr)
         else:
             ready.append(name)
     seeds = args.seeds or list(suite.seeds[budget.profile])
@@ -189,15 +187,13 @@ def cmd_list(args) -> int:
             print(f"{suite.name:<16} {suite.reproduces}\n{'':<16} cells: {sizes}")
         return 0
     if args.what == "pairs":
-        from otarena import data, pairs
+        from otarena import pairs
 
         for fam in pairs.families().values():
             print(f"{fam.family}: {fam.description}")
             for name in fam.names:
-                states = [data.status(data.entry(p))[0] for p in fam.data_files(name)]
-                ready = "ready" if all(s in ("ok", "unverified") for s in states) else \
-                    "data " + "/".join(sorted(set(states) - {"ok"}))
-                print(f"  {name:<16} {ready}")
+                why = pairs.problem(name)
+                print(f"  {name:<18} {'ready' if why is None else 'not ready: ' + why.split(': ', 1)[1]}")
     else:
         from otarena import solver
 

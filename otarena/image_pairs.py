@@ -443,22 +443,35 @@ def load_built_state(folder: Path, name: str, sha256: str) -> dict[str, np.ndarr
     return state
 
 
-def built_pair(recipe: Mapping, name: str) -> Pair:
-    """The pair ``{family}-{level}`` from the files ``build_family`` wrote in the data directory."""
-    from otarena.errors import DataError
-
+def build_problem(recipe: Mapping, name: str) -> str | None:
+    """Why the pair ``name`` of a built family cannot be loaded yet, or None."""
     family, level = recipe["family"], name[len(recipe["family"]) + 1:]
     folder = built_dir(family)
     path = folder / MANIFEST
     how = (f"build it with `otarena build-image-pair {family}` (a GPU takes hours at the "
            f"recipe's budget; see README), or put a released build in {folder}")
     if not path.is_file():
-        raise DataError(f"{name}: not built, no {path}; {how}")
+        return f"{name}: not built, no {path}; {how}"
     manifest = json.loads(path.read_text())
     if manifest.get("recipe") != recipe:
-        raise DataError(f"{name}: the build in {folder} is of another recipe; {how}")
+        return f"{name}: the build in {folder} is of another recipe; {how}"
     if level not in manifest.get("constants", {}):
-        raise DataError(f"{name}: level {level!r} not built in {folder}; {how}")
+        return f"{name}: level {level!r} not built in {folder}; {how}"
+    return None
+
+
+def built_pair(recipe: Mapping, name: str) -> Pair:
+    """The pair ``{family}-{level}`` from the files ``build_family`` wrote in the data directory."""
+    from otarena.errors import DataError
+
+    problem = build_problem(recipe, name)
+    if problem:
+        raise DataError(problem)
+    family, level = recipe["family"], name[len(recipe["family"]) + 1:]
+    folder = built_dir(family)
+    path = folder / MANIFEST
+    how = f"rebuild it with `otarena build-image-pair {family}`"
+    manifest = json.loads(path.read_text())
     files = [f"{level}_{v}.pt" for v in sorted(recipe["levels"][level])]
     stacked = stack_states([load_built_state(folder, f, manifest["files"][f]) for f in files])
     constants = manifest["constants"][level]
@@ -486,4 +499,4 @@ def built_family(recipe: Mapping, description: str):
                       names=tuple(f"{recipe['family']}-{level}" for level in recipe["levels"]),
                       build=partial(built_pair, recipe),
                       data_files=lambda name: source_files(recipe["source"]),
-                      description=description)
+                      description=description, not_ready=partial(build_problem, recipe))

@@ -154,6 +154,19 @@ class PairFamily:
     build: Callable[[str], Pair]  # the forward pair of a name
     data_files: Callable[[str], list[str]]  # manifest paths a name needs
     description: str = ""
+    not_ready: Callable[[str], str | None] | None = None  # why a name can't load, beyond data
+
+
+def problem(name: str) -> str | None:
+    """Why the pair ``name`` cannot be loaded here (missing data, not built), or None."""
+    from otarena import data
+
+    fam = family_of(name)
+    unusable = [p for p in fam.data_files(name)
+                if data.status(data.entry(p))[0] in ("missing", "corrupt")]
+    if unusable:
+        return f"{name}: data not usable ({', '.join(unusable)}); `otarena data fetch {name}`"
+    return fam.not_ready(name) if fam.not_ready else None
 
 
 def families() -> dict[str, PairFamily]:
