@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -12,6 +14,15 @@ if not os.environ.get("OTARENA_DATA") and SHARED_DATA.is_dir():
     os.environ["OTARENA_DATA"] = str(SHARED_DATA)
 
 OFFICIAL_DIMS = (2, 4, 8, 16, 32, 64, 128)
+
+
+def otarena(*args, check=True):
+    """Run the CLI in a fresh process from the repository root."""
+    done = subprocess.run([sys.executable, "-m", "otarena.cli", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=os.environ.copy())
+    if check and done.returncode != 0:
+        raise AssertionError(f"otarena {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,21 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from otarena.plugins import repo_root
-
-
-def otarena(*args, check=True):
-    done = subprocess.run([sys.executable, "-m", "otarena.cli", *args], capture_output=True,
-                          text=True, cwd=repo_root(), env=os.environ.copy())
-    if check and done.returncode != 0:
-        raise AssertionError(f"otarena {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
+from tests.conftest import otarena
 
 
 @pytest.mark.slow

@@ -2,23 +2,13 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from otarena import report_metaot, sinkhorn_bench as sb
 from otarena.budgets import Budget
-from otarena.plugins import repo_root
+from tests.conftest import otarena
 from otarena.store import Store
-
-
-def otarena(*args, check=True):
-    done = subprocess.run([sys.executable, "-m", "otarena.cli", *args], capture_output=True,
-                          text=True, cwd=repo_root(), env=os.environ.copy())
-    if check and done.returncode != 0:
-        raise AssertionError(f"otarena {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 @pytest.mark.slow
