@@ -63,11 +63,13 @@ def frame(records: Iterable[dict]) -> pd.DataFrame:
                          "threshold": t["threshold"], "seconds": t["seconds"],
                          "iterations": t["iterations"], "batched": t.get("batched"),
                          "prediction": r["metrics"].get("prediction_seconds"),
+                         "cost_model": r["metrics"].get("cost_model"),
                          "grid": r["data"].get("population_grid", {}).get("file"),
                          "variant": r["data"].get("population_grid", {}).get("variant")})
     return pd.DataFrame(rows, columns=["family", "initializer", "seed", "budget", "device",
                                        "dtype", "threshold", "seconds", "iterations",
-                                       "batched", "prediction", "grid", "variant"])
+                                       "batched", "prediction", "cost_model", "grid",
+                                       "variant"])
 
 
 def pooled(df: pd.DataFrame, family: str, initializer: str, threshold: float, column: str
@@ -115,6 +117,7 @@ def summary(df: pd.DataFrame, threshold: float) -> dict:
                      & np.isclose(df.threshold, threshold)]
             batched = [b for b in sel.batched if b]
             preds = [v for p in sel.prediction if p for v in p["per_instance"]]
+            models = [m for m in sel.cost_model if m]
             out.setdefault(family, {})[init] = {
                 "seconds": (float(np.nanmean(secs)), float(np.nanstd(secs))),
                 "iterations": (float(np.nanmean(its)), float(np.nanstd(its))),
@@ -122,13 +125,36 @@ def summary(df: pd.DataFrame, threshold: float) -> dict:
                 "per_instance_throughput": 1.0 / float(np.nanmean(secs)),
                 "batched_throughput": (float(np.mean([b["instances_per_second"] for b in batched]))
                                        if batched else None),
-                "prediction": (float(np.mean(preds)), float(np.std(preds))) if preds else None}
+                "prediction": (float(np.mean(preds)), float(np.std(preds))) if preds else None,
+                "cost": time_split(models, float(np.nanmean(its))) if models else None}
     return out
+
+
+def time_split(models: list[dict], iterations: float) -> dict:
+    """A solve of ``iterations`` iterations split by the records' cost models (averaged).
+
+    ``algorithm`` is what the method itself costs: the initialization's own work plus the
+    iterations at the fitted cost per iteration, without the call and the solve's fixed
+    cost, which do not depend on the initialization.
+    """
+    def avg(get):
+        return float(np.mean([get(m) for m in models]))
+
+    per_iteration = avg(lambda m: m["seconds_per_iteration"])
+    call = avg(lambda m: m["dispatch_seconds"]["mean"])
+    initialization = max(avg(lambda m: m["initialization_seconds"]["mean"]) - call, 0.0)
+    iterating = iterations * per_iteration
+    return {"per_iteration": per_iteration, "iterating": iterating, "call": call,
+            "initialization": initialization, "fixed": avg(lambda m: m["fixed_seconds"]),
+            "algorithm": initialization + iterating}
 
 
 def ratio(cells: dict, numerator: str = "zeros", denominator: str = "meta-ot",
           what: str = "seconds") -> float | None:
     if numerator in cells and denominator in cells:
+        if what == "algorithm":
+            top, bottom = cells[numerator]["cost"], cells[denominator]["cost"]
+            return top["algorithm"] / bottom["algorithm"] if top and bottom else None
         return cells[numerator][what][0] / cells[denominator][what][0]
     return None
 
@@ -183,6 +209,12 @@ def table1_latex(df: pd.DataFrame, threshold: float = 1e-2) -> str:
         row.append(f"{r:.2f}" if r else "–")
         row.append(f"{PAPER['ratio'][f]:.3g}" if threshold == 1e-2 else "–")
     lines.append(" & ".join(row) + r" \\")
+    if any(ratio(cells[f], what="algorithm") for f in families):
+        row = [r"\quad counting the algorithm's work only"]
+        for f in families:
+            r = ratio(cells[f], what="algorithm")
+            row += [f"{r:.2f}" if r else "–", "–"]
+        lines.append(" & ".join(row) + r" \\")
     row = [r"Iterations, zeros / Meta OT"]
     for f in families:
         r = ratio(cells[f], what="iterations")
@@ -211,6 +243,31 @@ def sweep_markdown(df: pd.DataFrame, family: str) -> list[str]:
             out.append(f"| {LABELS[init]} (paper, GP100) | "
                        + " | ".join(pm(*paper[t]) if t in paper else "–" for t in thresholds)
                        + " |" + " |" * len(thresholds))
+    return out
+
+
+def time_split_markdown(cells: dict, tau: float) -> list[str]:
+    """Where the wall clock of a solve goes, per initializer (from the cost models)."""
+    split = {init: cells[init]["cost"] for init in ORDER if init in cells and cells[init]["cost"]}
+    if not split:
+        return []
+    out = ["", f"Where the time of a solve to {tau:g} goes (seconds; fits of solves of fixed "
+           "length, see `cost_model` in the records): the call alone, the initialization's "
+           "own work, the iterations at the fitted cost per iteration, and the fixed cost of a "
+           "solve (the fit's intercept: call, initialization, loop set-up and output).", "",
+           "| initialization | wall clock | call | initialization | per iteration | "
+           "iterations × per iteration | fixed cost | share iterating |",
+           "|---|---|---|---|---|---|---|---|"]
+    for init, c in split.items():
+        wall = cells[init]["seconds"][0]
+        out.append(f"| {LABELS[init]} | {sci(wall)} | {sci(c['call'])} | "
+                   f"{sci(c['initialization'])} | {sci(c['per_iteration'])} | "
+                   f"{sci(c['iterating'])} | {sci(c['fixed'])} | "
+                   f"{100 * c['iterating'] / wall:.0f}% |")
+    r = ratio(cells, what="algorithm")
+    if r:
+        out += ["", f"t_zeros / t_Meta counting the algorithm's work only (initialization + "
+                f"iterations): **{r:.2f}**; by the wall clock: {ratio(cells):.2f}."]
     return out
 
 
@@ -299,6 +356,7 @@ def markdown(records: list[dict]) -> str:
                            f"(non-finite loss by iteration {r['training']['diverged_at']} of "
                            f"{r['training']['config']['iterations']}, "
                            f"{r['training']['config']['dtype']}); no timings.")
+        out += time_split_markdown(c, tau)
         out += ["", "Threshold sweep (the paper's appendix):", ""]
         out += sweep_markdown(df, family)
         out += ["", f"![marginal error, {family}](metaot_errors_{family}.png)", ""]

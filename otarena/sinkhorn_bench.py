@@ -205,6 +205,26 @@ def make_predict(name: str, epsilon: float, model) -> Callable:
     return predict
 
 
+def make_initialize(name: str, epsilon: float, model=None) -> Callable:
+    """initialize(ctx, a, b, threshold) -> the (f, g) a solve starts from, and nothing more."""
+
+    def initialize(ctx, a, b, threshold):
+        del threshold
+        geom = geometry.Geometry(cost_matrix=ctx["cost"], epsilon=epsilon)
+        problem = linear_problem.LinearProblem(geom, a=a, b=b)
+        f, g = make_initializer(name, ctx, geom, model)(problem, lse_mode=True)
+        return {"f": f, "g": g}
+
+    return initialize
+
+
+def dispatch(ctx, a, b, threshold):
+    """Reads one element of every argument of a solve: what a call costs with no work."""
+    firsts = [jnp.ravel(leaf)[0].astype(jnp.float32)
+              for leaf in jax.tree.leaves((ctx, a, b, threshold))]
+    return {"firsts": jnp.stack(firsts)}
+
+
 def witness(tree) -> jax.Array:
     """One number that depends on every element of every output (non-finite ones as 0)."""
     total = jnp.zeros((), jax.dtypes.canonicalize_dtype(jnp.float64))
@@ -279,6 +299,39 @@ def error_curves(name: str, epsilon: float, ctx, a: jax.Array, b: jax.Array, ite
     return np.asarray(run(a, b))
 
 
+def cost_model(name: str, epsilon: float, ctx, a: jax.Array, b: jax.Array,
+               iterations: Sequence[int], repeats: int = 1, model=None) -> dict:
+    """Where the wall clock of a solve goes: call, initialization, fixed cost, iterations.
+
+    Every test instance is solved for exactly n iterations for each n in ``iterations``
+    (threshold -1 never converges; the error is still computed every 10 iterations, as in
+    the timed solves), and a least-squares line through (n, mean seconds) splits a solve
+    into a fixed cost and a cost per iteration. The fixed cost contains the call itself
+    (timed alone by ``dispatch``) and the initialization (timed alone). On a small
+    problem on a GPU the fixed cost can dominate; this is what says so.
+    """
+    def seconds(fn, threshold):
+        return time_instances(fn, ctx, a, b, threshold, repeats=repeats)
+
+    by_count, counted = [], []
+    for n in iterations:
+        timing = seconds(make_solve(name, epsilon, model, max_iterations=n), -1.0)
+        by_count.append(timing.seconds)
+        counted.append([o["iterations"] for o in timing.outputs])
+    if any(c != n for n, row in zip(iterations, counted) for c in row):
+        raise RuntimeError(f"fixed-iteration solves ran {counted}, not {list(iterations)}")
+    means = np.mean(np.asarray(by_count), axis=1)
+    slope, intercept = np.polyfit(np.asarray(iterations, float), means, 1)
+    fitted = intercept + slope * np.asarray(iterations, float)
+    spread = np.sum((means - means.mean()) ** 2)
+    return {"iterations": list(iterations), "seconds": by_count,
+            "seconds_per_iteration": float(slope), "fixed_seconds": float(intercept),
+            "r2": float(1 - np.sum((means - fitted) ** 2) / spread) if spread > 0 else None,
+            "dispatch_seconds": mean_std(seconds(dispatch, 0.0).seconds),
+            "initialization_seconds": mean_std(
+                seconds(make_initialize(name, epsilon, model), 0.0).seconds)}
+
+
 def first_below(errors: np.ndarray, threshold: float) -> int | None:
     """The first iteration (1-based) whose error is below ``threshold``; None if none."""
     hits = np.flatnonzero(errors < threshold)
@@ -308,6 +361,7 @@ class Plan:
     curve_iterations: int
     dtype: str
     batched: bool = True  # also time all test instances in one vmapped call
+    cost_iterations: tuple[int, ...] = (10, 20, 40, 80, 160)  # fixed-length solves, see cost_model
 
     def as_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -319,8 +373,9 @@ class Plan:
 # plan times one instance to the loose threshold 1e-1: a check of the plumbing only.
 PLANS = {
     "smoke": {
-        "mnist": Plan(30, 16, 3, (1e-2,), 1, 25, "float32"),
-        "spherical": Plan(5, 4, 1, (1e-1,), 1, 50, "float32", batched=False),
+        "mnist": Plan(30, 16, 3, (1e-2,), 1, 25, "float32", cost_iterations=(10, 20)),
+        "spherical": Plan(5, 4, 1, (1e-1,), 1, 50, "float32", batched=False,
+                          cost_iterations=()),
     },
     "quick": {
         "mnist": Plan(500, 128, 10, THRESHOLDS, 5, 25, "float32"),
@@ -352,6 +407,10 @@ TIMING_METHOD = {
                        "cannot skip work whose result is unused",
     "per_instance": "median over `repeats` calls; table cells: mean and std over instances",
     "batched": "all test instances in one jax.vmap-ed call (throughput)",
+    "cost_model": "solves of exactly n iterations for n in plan.cost_iterations, timed as "
+                  "above; least-squares line seconds = fixed + n * per_iteration; the call "
+                  "alone (every argument read, no work) and the initialization alone timed "
+                  "the same way",
     "timed_work": "initializer (Meta OT: MLP forward and g(f) half-step) + Sinkhorn to the "
                   "threshold, one jitted function returning the potentials, the errors and "
                   "the iteration count (the regularized cost OTT can attach is not asked for)",
@@ -391,6 +450,9 @@ def bench_initializer(family: ProblemFamily, name: str, ctx: Mapping[str, Any], 
                               repeats=plan.repeats)
         metrics["prediction_seconds"] = {"per_instance": pred.seconds,
                                          **mean_std(pred.seconds)}
+    if plan.cost_iterations:
+        metrics["cost_model"] = cost_model(name, family.epsilon, ctx, a, b,
+                                           plan.cost_iterations, plan.repeats, model)
     errors = error_curves(name, family.epsilon, ctx, a, b, plan.curve_iterations, model)
     # 5 significant digits: the curves are for plots, and the paper-budget spherical
     # records would otherwise carry 10 x 1000 full-precision floats each.

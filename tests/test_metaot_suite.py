@@ -47,6 +47,7 @@ def test_cli_run_records_and_report(tmp_path):
     assert "ott-jax" in r["versions"] and r["data"]["files"][0].startswith("mnist/")
     assert "dead_code_guard" in r["timing_method"]
     assert r["metrics"]["prediction_seconds"]["mean"] > 0
+    assert r["metrics"]["cost_model"]["iterations"] == [10, 20]
     assert len(r["curve"]["errors"]) == 3 and len(r["curve"]["errors"][0]) == 25
 
     again = otarena(*args)  # everything done: skipped, and no model is retrained
@@ -80,6 +81,7 @@ def test_cli_run_records_and_report(tmp_path):
         assert (out / f"metaot_errors_{family}.png").stat().st_size > 0
     md = (out / "metaot.md").read_text()
     assert "t_zeros / t_Meta" in md and "### Spherical" in md
+    assert "Where the time of a solve to 0.01 goes" in md and "algorithm's work only" in tex
     report_again = otarena("metaot", "report", "--results", str(results), "--out", str(out))
     assert str(out / "metaot.md") in report_again.stdout
     assert (out / "metaot_table1.tex").read_text() == tex

@@ -84,3 +84,36 @@ def test_checked_every_10_iterations_agrees_with_the_per_iteration_curve(small, 
         first = sb.first_below(errors, tau)
         assert first is not None
         assert out["iterations"] == 10 * int(np.ceil(first / 10))
+
+
+def test_cost_model_splits_a_solve_into_fixed_cost_and_iterations():
+    """Fixed-length solves run exactly n iterations, and the fit sees the iteration cost."""
+    k = jax.random.split(jax.random.key(3), 3)
+    x, y = jax.random.uniform(k[0], (300, 2)), jax.random.uniform(k[1], (300, 2))
+    a = jnp.full((2, 300), 1 / 300)
+    b = jax.random.uniform(k[2], (2, 300)) + 0.1
+    ctx = {"cost": jnp.sum((x[:, None] - y[None]) ** 2, -1), "x": x, "y": y}
+    model = sb.cost_model("zeros", 0.01, ctx, a, b / b.sum(1, keepdims=True), (10, 40, 160),
+                          repeats=3)
+    assert model["iterations"] == [10, 40, 160]
+    assert np.shape(model["seconds"]) == (3, 2)  # counts x instances
+    # 150 more iterations of a 300 x 300 log-domain Sinkhorn cost far more than timer noise
+    assert np.mean(model["seconds"][2]) > np.mean(model["seconds"][0])
+    assert model["seconds_per_iteration"] > 0 and model["r2"] > 0.5
+    assert model["dispatch_seconds"]["mean"] > 0 and model["initialization_seconds"]["mean"] > 0
+
+
+def test_time_split_is_the_sum_it_says():
+    from otarena.report_metaot import ratio, time_split
+
+    def model(per_iteration, call, init):
+        return {"seconds_per_iteration": per_iteration, "fixed_seconds": 1e-3,
+                "dispatch_seconds": {"mean": call}, "initialization_seconds": {"mean": init}}
+
+    zeros = time_split([model(1e-4, 2e-5, 2e-5)], iterations=30)
+    meta = time_split([model(1e-4, 2e-5, 1.2e-4), model(1e-4, 2e-5, 1.2e-4)], iterations=10)
+    assert zeros["initialization"] == 0 and zeros["algorithm"] == pytest.approx(3e-3)
+    assert meta["initialization"] == pytest.approx(1e-4)
+    assert meta["algorithm"] == pytest.approx(1e-4 + 1e-3)
+    cells = {"zeros": {"cost": zeros}, "meta-ot": {"cost": meta}}
+    assert ratio(cells, what="algorithm") == pytest.approx(3e-3 / 1.1e-3)
