@@ -1,0 +1,65 @@
+"""asv: the Meta OT Sinkhorn hot paths on the MNIST family (784 x 784, float32).
+
+A solve of a fixed number of iterations from zeros and from a Meta OT prediction (the
+per-iteration cost of OTT's log-domain Sinkhorn, plus each initializer's own cost), for
+one test instance and for the 10 test instances in one vmapped call, and the Meta OT
+prediction alone. The model is untrained: a fixed-length solve costs the same whatever
+the prediction. Each timed function returns the runtime table's dead-code witness.
+"""
+
+import jax
+import jax.numpy as jnp
+
+ITERATIONS = 100
+
+
+def _mnist():
+    from otarena import metaot, sinkhorn_bench as sb
+
+    family = sb.load_family("mnist")
+    a, b, _ = family.test_instances(10)
+    x, y = family.points()
+    model = metaot.MetaMLP(n_out=len(family.x))
+    params = model.init(jax.random.key(0), jnp.zeros(len(family.x) + len(family.y)))["params"]
+    return family, model, {"cost": family.cost_matrix(), "x": x, "y": y, "params": params}, a, b
+
+
+class MnistSolve:
+    params = (["zeros", "meta-ot"], [1, 10])
+    param_names = ["initializer", "instances"]
+    number = 1
+    repeat = 10
+    timeout = 300
+
+    def setup(self, name, instances):
+        from otarena import sinkhorn_bench as sb
+
+        family, model, ctx, a, b = _mnist()
+        solve = sb.make_solve(name, family.epsilon, model, max_iterations=ITERATIONS)
+        if instances == 1:
+            self.fn, self.args = jax.jit(sb.guarded(solve)), (ctx, a[0], b[0], -1.0)
+        else:
+            batched = jax.vmap(solve, in_axes=(None, 0, 0, None))
+            self.fn, self.args = jax.jit(sb.guarded(batched)), (ctx, a[:instances], b[:instances], -1.0)
+        jax.block_until_ready(self.fn(*self.args))
+
+    def time_solve(self, name, instances):
+        jax.block_until_ready(self.fn(*self.args))
+
+
+class MetaPrediction:
+    """The Meta OT MLP forward on one instance (what the paper's caption times)."""
+
+    number = 10
+    repeat = 10
+
+    def setup(self):
+        from otarena import sinkhorn_bench as sb
+
+        family, model, ctx, a, b = _mnist()
+        self.fn = jax.jit(sb.guarded(sb.make_predict("meta-ot", family.epsilon, model)))
+        self.args = (ctx, a[0], b[0], 0.0)
+        jax.block_until_ready(self.fn(*self.args))
+
+    def time_predict(self):
+        jax.block_until_ready(self.fn(*self.args))
