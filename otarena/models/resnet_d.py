@@ -21,15 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from otarena.models import torch_layers as tl
+# the generator's family: the same defaults (size, filters, residual ratio, 4x4 bottom)
+from otarena.models.resnet_g import NFILTER, NFILTER_MAX, RES_RATIO, S0, SIZE
 
 Params = dict[str, jax.Array]
-
-SIZE = 64
-NFILTER = 64
-NFILTER_MAX = 512
-RES_RATIO = 0.1
-S0 = 4
-DIM = 3 * SIZE * SIZE
 
 
 def layout(size: int = SIZE, nf: int = NFILTER, nf_max: int = NFILTER_MAX
