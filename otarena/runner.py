@@ -75,8 +75,11 @@ def git_state() -> dict:
         return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True,
                               text=True, check=True).stdout.strip()
     try:
+        # dirty: the code differs from the commit; the committed result store and reports
+        # change with every record, so they do not count
         return {"commit": git("rev-parse", "HEAD"),
-                "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+                "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":(exclude)results", ":(exclude)reports"))}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
 

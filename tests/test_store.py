@@ -59,3 +59,26 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     values = sorted(r["value"] for r in Store(tmp_path).records())
     assert values == sorted(1000 * k + i for k in range(4) for i in range(50))
     assert len(Store(tmp_path).path.read_text().splitlines()) == 200
+
+
+def test_records_say_dirty_only_when_the_code_differs_from_the_commit(tmp_path, monkeypatch):
+    import subprocess
+
+    from otarena import runner
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "records.jsonl").write_text("")
+    (tmp_path / "solver.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(runner, "repo_root", lambda: tmp_path)
+    state = runner.git_state.__wrapped__
+
+    (tmp_path / "results" / "records.jsonl").write_text('{"run_id": "a"}\n')
+    assert state()["dirty"] is False  # a new record is not a change of the code
+    (tmp_path / "solver.py").write_text("x = 2\n")
+    assert state()["dirty"] is True
