@@ -141,8 +141,8 @@ def time_split(models: list[dict], iterations: float) -> dict:
         return float(np.mean([get(m) for m in models]))
 
     per_iteration = avg(lambda m: m["seconds_per_iteration"])
-    call = avg(lambda m: m["dispatch_seconds"]["mean"])
-    initialization = max(avg(lambda m: m["initialization_seconds"]["mean"]) - call, 0.0)
+    call = avg(lambda m: m["dispatch_seconds"])
+    initialization = max(avg(lambda m: m["initialization_seconds"]) - call, 0.0)
     iterating = iterations * per_iteration
     return {"per_iteration": per_iteration, "iterating": iterating, "call": call,
             "initialization": initialization, "fixed": avg(lambda m: m["fixed_seconds"]),
@@ -251,10 +251,13 @@ def time_split_markdown(cells: dict, tau: float) -> list[str]:
     split = {init: cells[init]["cost"] for init in ORDER if init in cells and cells[init]["cost"]}
     if not split:
         return []
-    out = ["", f"Where the time of a solve to {tau:g} goes (seconds; fits of solves of fixed "
-           "length, see `cost_model` in the records): the call alone, the initialization's "
-           "own work, the iterations at the fitted cost per iteration, and the fixed cost of a "
-           "solve (the fit's intercept: call, initialization, loop set-up and output).", "",
+    out = ["", f"Where the time of a solve to {tau:g} goes (seconds; from solves of fixed "
+           "length, the fastest of every instance and round, see `cost_model` in the "
+           "records): the call alone, the initialization's own work, the iterations at the "
+           "fitted cost per iteration, and the fixed cost of a solve (the fit's intercept: "
+           "call, initialization, loop set-up and output). The wall clock is the mean over "
+           "instances of the median of repeats, so it carries the machine's noise, which the "
+           "split does not.", "",
            "| initialization | wall clock | call | initialization | per iteration | "
            "iterations × per iteration | fixed cost | share iterating |",
            "|---|---|---|---|---|---|---|---|"]

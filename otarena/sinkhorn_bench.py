@@ -300,36 +300,47 @@ def error_curves(name: str, epsilon: float, ctx, a: jax.Array, b: jax.Array, ite
 
 
 def cost_model(name: str, epsilon: float, ctx, a: jax.Array, b: jax.Array,
-               iterations: Sequence[int], repeats: int = 1, model=None) -> dict:
+               iterations: Sequence[int], repeats: int = 3, model=None) -> dict:
     """Where the wall clock of a solve goes: call, initialization, fixed cost, iterations.
 
     Every test instance is solved for exactly n iterations for each n in ``iterations``
     (threshold -1 never converges; the error is still computed every 10 iterations, as in
-    the timed solves), and a least-squares line through (n, mean seconds) splits a solve
-    into a fixed cost and a cost per iteration. The fixed cost contains the call itself
-    (timed alone by ``dispatch``) and the initialization (timed alone). On a small
-    problem on a GPU the fixed cost can dominate; this is what says so.
-    """
-    def seconds(fn, threshold):
-        return time_instances(fn, ctx, a, b, threshold, repeats=repeats)
+    the timed solves), and a least-squares line through (n, seconds) splits a solve into a
+    fixed cost and a cost per iteration. The fixed cost contains the call itself (timed
+    alone by ``dispatch``) and the initialization (timed alone). On a small problem on a
+    GPU the fixed cost can dominate; this is what says so.
 
-    by_count, counted = [], []
+    Fixed-length solves cost the same on every instance, so each part is the minimum over
+    instances and rounds (noise on a shared machine only ever adds time), and the rounds
+    interleave all the timed functions so that a slow spell cannot bias one of them.
+    """
+    timed = {"call": jax.jit(guarded(dispatch)),
+             "initialization": jax.jit(guarded(make_initialize(name, epsilon, model)))}
     for n in iterations:
-        timing = seconds(make_solve(name, epsilon, model, max_iterations=n), -1.0)
-        by_count.append(timing.seconds)
-        counted.append([o["iterations"] for o in timing.outputs])
-    if any(c != n for n, row in zip(iterations, counted) for c in row):
-        raise RuntimeError(f"fixed-iteration solves ran {counted}, not {list(iterations)}")
-    means = np.mean(np.asarray(by_count), axis=1)
-    slope, intercept = np.polyfit(np.asarray(iterations, float), means, 1)
+        timed[n] = jax.jit(guarded(make_solve(name, epsilon, model, max_iterations=n)))
+    for key, fn in timed.items():  # compile, and check the solves ran n iterations
+        for i in range(len(a)):
+            out = jax.block_until_ready(fn(ctx, a[i], b[i], -1.0))[1]
+            if key in iterations and int(out["iterations"]) != key:
+                raise RuntimeError(f"a {key}-iteration solve ran {int(out['iterations'])}")
+    samples = {key: [[] for _ in range(len(a))] for key in timed}
+    for _ in range(max(repeats, 3)):
+        for i in range(len(a)):
+            for key, fn in timed.items():
+                start = time.perf_counter()
+                jax.block_until_ready(fn(ctx, a[i], b[i], -1.0))
+                samples[key][i].append(time.perf_counter() - start)
+    fastest = {key: [min(runs) for runs in rows] for key, rows in samples.items()}
+    best = np.asarray([min(fastest[n]) for n in iterations])
+    slope, intercept = np.polyfit(np.asarray(iterations, float), best, 1)
     fitted = intercept + slope * np.asarray(iterations, float)
-    spread = np.sum((means - means.mean()) ** 2)
-    return {"iterations": list(iterations), "seconds": by_count,
+    spread = np.sum((best - best.mean()) ** 2)
+    return {"iterations": list(iterations), "estimator": "minimum over instances and rounds",
+            "rounds": max(repeats, 3), "seconds": [fastest[n] for n in iterations],
             "seconds_per_iteration": float(slope), "fixed_seconds": float(intercept),
-            "r2": float(1 - np.sum((means - fitted) ** 2) / spread) if spread > 0 else None,
-            "dispatch_seconds": mean_std(seconds(dispatch, 0.0).seconds),
-            "initialization_seconds": mean_std(
-                seconds(make_initialize(name, epsilon, model), 0.0).seconds)}
+            "r2": float(1 - np.sum((best - fitted) ** 2) / spread) if spread > 0 else None,
+            "dispatch_seconds": min(fastest["call"]),
+            "initialization_seconds": min(fastest["initialization"])}
 
 
 def first_below(errors: np.ndarray, threshold: float) -> int | None:
@@ -407,10 +418,11 @@ TIMING_METHOD = {
                        "cannot skip work whose result is unused",
     "per_instance": "median over `repeats` calls; table cells: mean and std over instances",
     "batched": "all test instances in one jax.vmap-ed call (throughput)",
-    "cost_model": "solves of exactly n iterations for n in plan.cost_iterations, timed as "
-                  "above; least-squares line seconds = fixed + n * per_iteration; the call "
-                  "alone (every argument read, no work) and the initialization alone timed "
-                  "the same way",
+    "cost_model": "solves of exactly n iterations for n in plan.cost_iterations, the call "
+                  "alone (every argument read, no work) and the initialization alone, each "
+                  "compiled first, timed in interleaved rounds over the instances; each the "
+                  "minimum over instances and rounds; least-squares line seconds = fixed + "
+                  "n * per_iteration",
     "timed_work": "initializer (Meta OT: MLP forward and g(f) half-step) + Sinkhorn to the "
                   "threshold, one jitted function returning the potentials, the errors and "
                   "the iteration count (the regularized cost OTT can attach is not asked for)",
