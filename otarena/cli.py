@@ -168,12 +168,7 @@ def cmd_report(args) -> int:
     records = Store(args.results).records()
     if not records:
         raise OtarenaError(f"no result records in {args.results}; run `otarena run` first")
-    plain = [r for r in records if r.get("suite") is None]  # suites write their own reports
-    paths = report.write(plain, args.out) if plain else []
-    if len(plain) < len(records):
-        from otarena import report_metaot
-        paths += report_metaot.write(records, args.out)
-    for path in paths:
+    for path in report.write_all(records, args.out):
         print(path)
     return 0
 

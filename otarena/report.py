@@ -150,6 +150,17 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def write_all(records: list[dict], out_dir: str | Path, figures: bool = True) -> list[Path]:
+    """Every report of a store: the dual-solver tables here, suite records (Meta OT) by
+    their suite's report."""
+    plain = [r for r in records if r.get("suite") is None]
+    paths = write(plain, out_dir, figures=figures) if plain else []
+    if len(plain) < len(records):
+        from otarena import report_metaot
+        paths += report_metaot.write(records, out_dir)
+    return paths
+
+
 def write(records: list[dict], out_dir: str | Path, figures: bool = True) -> list[Path]:
     """Write the suite tables in the papers' layouts (``{suite}.tex``), their comparison
     with the papers (``{suite}_vs_paper.tex``), per-family tables, figures and

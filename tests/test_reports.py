@@ -16,7 +16,7 @@ def test_committed_tables_regenerate_byte_identically(tmp_path):
     records = Store(ROOT / "results").records()
     if not records:
         pytest.skip("no committed records")
-    written = report.write(records, tmp_path, figures=False)
+    written = report.write_all(records, tmp_path, figures=False)
     committed = sorted(p.name for p in (ROOT / "reports").glob("*.tex"))
     assert sorted(p.name for p in written if p.suffix == ".tex") == committed
     for path in written:
