@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import platform
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,9 +19,14 @@ from tqdm import tqdm
 
 from otarena import metrics, pairs, runtime
 from otarena.budgets import Budget
+from otarena.errors import OtarenaError
 from otarena.plugins import repo_root
-from otarena.solver import Solver
+from otarena.solver import Fitted, Solver
 from otarena.store import SCHEMA, Store, run_id
+
+
+# jax.random.key keeps 32 bits of a seed: 2**32 would silently be seed 0 again
+SEED_LIMIT = 2**32
 
 
 @dataclass(frozen=True)
@@ -100,11 +107,24 @@ def run_cells(group: list[Cell], context: runtime.RunContext = runtime.RunContex
             fitted_all = first.solver.fit_seeds(pair, keys, first.budget)
         else:
             fitted_all = [first.solver.fit(pair, keys[0], first.budget)]
+        resumed_seconds = runtime.earlier_seconds()  # of a run resumed from its checkpoint
+    _check_fitted(fitted_all, len(group))
     for fitted in fitted_all:
         jax.block_until_ready(fitted.forward(pair.sample_source(keys[0], 1)))
-    train_seconds = time.perf_counter() - start
+    train_seconds = time.perf_counter() - start + resumed_seconds
     return [_record(cell, pair, fitted, train_seconds, len(group))
             for cell, fitted in zip(group, fitted_all)]
+
+
+def _check_fitted(fitted_all, expected: int) -> None:
+    """The solver protocol: one Fitted per seed (a solver's error, recorded as failed)."""
+    if not isinstance(fitted_all, (list, tuple)) or len(fitted_all) != expected:
+        raise TypeError(f"fit_seeds returned {type(fitted_all).__name__}, not a list of "
+                        f"{expected} otarena.solver.Fitted")
+    for fitted in fitted_all:
+        if not isinstance(fitted, Fitted):
+            what = "None" if fitted is None else f"a {type(fitted).__name__}"
+            raise TypeError(f"fit returned {what}, not an otarena.solver.Fitted")
 
 
 def _record(cell: Cell, pair, fitted, train_seconds: float, vmapped: int) -> dict:
@@ -116,8 +136,10 @@ def _record(cell: Cell, pair, fitted, train_seconds: float, vmapped: int) -> dic
         scores = {k: v for k, v in (fitted.curve[-1] if fitted.curve else {}).items()
                   if k.startswith(("l2_uvp", "cos"))}
     else:
-        status = "ok"
         scores = metrics.evaluate(pair, fitted.forward, fitted.inverse, size=cell.eval_size)
+        # a map with NaN or infinite output has no score: it is a divergence, not a result
+        bad = sorted(k for k, v in scores.items() if not math.isfinite(v))
+        status = "diverged" if bad else "ok"
     eval_seconds = time.perf_counter() - start
 
     return {
@@ -138,7 +160,21 @@ def _record(cell: Cell, pair, fitted, train_seconds: float, vmapped: int) -> dic
         "versions": versions(),
         "git": git_state(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **({"error": f"map output or metrics not finite: {', '.join(bad)}"}
+           if status == "diverged" and not fitted.diverged else {}),
     }
+
+
+def failed_record(cell: Cell, error: Exception) -> dict:
+    """The record of a cell whose solver raised (in fit or in its maps): the error in one
+    line and its traceback. The matrix goes on, and the next run tries the cell again."""
+    line = " ".join(f"{type(error).__name__}: {error}".split())
+    return {**cell.identity(), "run_id": cell.run_id, "status": "failed", "metrics": {},
+            "curve": [], "iterations": 0, "error": line[:500],
+            "traceback": "".join(traceback.format_exception(error)),
+            "solver_label": cell.solver.label, "device": device_description(),
+            "versions": versions(), "git": git_state(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 def cells(pair_names: Iterable[str], solvers: Iterable[Solver], seeds: Iterable[int],
@@ -161,10 +197,37 @@ def groups(todo: list[Cell], vmap_seeds: bool) -> list[list[Cell]]:
 
 
 def summary(cell: Cell, record: dict) -> str:
+    if record["status"] == "failed":
+        return f"{cell.label}: failed: {record['error']}"
     uvp = record["metrics"].get("l2_uvp_fwd")
     shown = "n/a" if uvp is None else f"{uvp:.2f}"
     return (f"{cell.label}: {record['status']}, L2-UVP fwd {shown} "
             f"({record['timing']['train_seconds']:.1f}s train)")
+
+
+def check_cells(todo: list[Cell]) -> None:
+    """A seed or an evaluation size out of range, as one OtarenaError (it would otherwise
+    fail, or alias another seed, only after training)."""
+    for cell in todo:
+        if not 0 <= cell.seed < SEED_LIMIT:
+            raise OtarenaError(f"seed {cell.seed}: seeds are integers in [0, 2**32), "
+                               "i.e. below 2**32")
+        problem = metrics.eval_size_problem(cell.eval_size)
+        if problem:
+            raise OtarenaError(problem)
+
+
+def check_ready(pending: list[Cell], store: Store) -> None:
+    """Before any work: the store can be written, the data files are there and intact."""
+    if pending:
+        store.check_writable()
+    for name, reverse in dict.fromkeys((c.pair, c.reverse) for c in pending):
+        pairs.load(name, reverse=reverse)
+
+
+def _finished(store: Store) -> set[str]:
+    """Run ids with a record that is not a failure (failed cells are tried again)."""
+    return {r["run_id"] for r in store.records() if r.get("status") != "failed"}
 
 
 def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False,
@@ -176,10 +239,11 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
     ``{store}/.checkpoints`` every ``$OTARENA_CHECKPOINT_SECONDS`` (default 300) seconds,
     so a killed run resumes where it was.
     """
-    done = set() if force else store.ids()
-    pending = [c for c in todo if c.run_id not in done]
-    for cell in pending:  # a missing or corrupt data file fails here, before any work
-        pairs.load(cell.pair, reverse=cell.reverse)
+    check_cells(todo)
+    every = runtime.checkpoint_seconds()
+    finished = set() if force else _finished(store)
+    pending = [c for c in todo if c.run_id not in finished]
+    check_ready(pending, store)  # a missing or corrupt data file fails here, before any work
     say = (lambda line: None) if quiet else (lambda line: tqdm.write(line, file=sys.stdout))
     bars = {"disable": True if quiet else None, "dynamic_ncols": True}  # None: only on a TTY
     if len(pending) < len(todo):
@@ -187,6 +251,14 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
     with tqdm(total=len(todo), initial=len(todo) - len(pending), unit="cell", desc="matrix",
               **bars) as matrix:
         for group in groups(pending, vmap_seeds):
+            if not force:  # another process on this store may have finished some meanwhile
+                finished = _finished(store)
+                for cell in (c for c in group if c.run_id in finished):
+                    matrix.update(1)
+                    say(f"{cell.label}: already recorded by another process")
+                group = [c for c in group if c.run_id not in finished]
+                if not group:
+                    continue
             stem = checkpoint_stem(store, group)
             with tqdm(total=None, unit="it", desc=group[0].label, leave=False, **bars) as bar:
                 def progress(iterations, planned, bar=bar):
@@ -194,13 +266,17 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
                     bar.update(iterations - bar.n)
 
                 context = runtime.RunContext(checkpoint=stem, progress=progress,
-                                             checkpoint_every=runtime.checkpoint_seconds())
-                records = run_cells(group, context)
+                                             checkpoint_every=every)
+                try:
+                    records = run_cells(group, context)
+                except Exception as error:  # the solver's fault: record it, go on
+                    records = [failed_record(cell, error) for cell in group]
             for record, cell in zip(records, group):
-                store.add(record, replace=force)
+                if store.add(record, replace=force):
+                    say(summary(cell, record))
+                else:
+                    say(f"{cell.label}: already recorded by another process; kept that record")
                 matrix.update(1)
-                say(summary(cell, record))
-            for leftover in stem.parent.glob(f"{stem.name}-*.pkl"):
-                leftover.unlink()
+            runtime.remove_checkpoints(stem)
     wanted = {c.run_id for c in todo}
     return [r for r in store.records() if r["run_id"] in wanted]

@@ -4,7 +4,8 @@ A record is appended as one line under an exclusive ``flock`` on the file, then 
 and fsynced, so concurrent writers never interleave and a reader never sees half a
 record. A writer killed mid-line leaves a tail without a newline; the next writer cuts
 it off before appending, and readers ignore it. A run id already in the store is not
-written again unless ``replace`` is asked for; readers keep the last record of an id.
+written again unless ``replace`` is asked for or its record there is a failure (status
+``failed``: the cell is tried again); readers keep the last record of an id.
 
 A store reads only its own files (:data:`PATTERNS`). A complete line that is not a record
 (torn by a crash in the middle of the file, a git conflict marker, an object without a
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from otarena.errors import warn
+from otarena.errors import OtarenaError, warn
 
 SCHEMA = 1
 DEFAULT_FILE = "records.jsonl"
@@ -41,6 +42,27 @@ def canonical(obj: Any) -> str:
 def run_id(identity: Mapping[str, Any]) -> str:
     """A short hash of everything that determines a result."""
     return hashlib.sha256(canonical(identity).encode()).hexdigest()[:16]
+
+
+def writable_folder(path: str | Path, what: str, probe: str | None = None) -> Path:
+    """``path`` as a folder that can be written (created if needed), else one OtarenaError.
+
+    ``probe``: a file in it to open for appending (created if missing), so a read-only file
+    is found too.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if probe is not None:
+            with open(path / probe, "ab"):
+                pass
+        elif not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except (FileExistsError, NotADirectoryError):
+        raise OtarenaError(f"cannot write {what} {path}: a file is in the way, not a folder") from None
+    except OSError as e:
+        raise OtarenaError(f"cannot write {what} {path}: {e.strerror or e}") from None
+    return path
 
 
 def _strict(obj: Any, path: str, found: dict[str, str]) -> Any:
@@ -102,6 +124,12 @@ class Store:
             warn(f"{other} is not read: a store reads {' and '.join(PATTERNS)}")
         return sorted(own)
 
+    def check_writable(self) -> None:
+        """Fail now, not after the training, if records cannot be written here."""
+        writable_folder(self.root, "the result store", probe=self.filename)
+        if not os.access(self.root, os.W_OK | os.X_OK):  # room for checkpoints beside it
+            raise OtarenaError(f"cannot write the result store {self.root}: Permission denied")
+
     @contextmanager
     def _locked(self):
         self.root.mkdir(parents=True, exist_ok=True)
@@ -124,7 +152,8 @@ class Store:
         return {r["run_id"] for r in self.records()}
 
     def add(self, record: Mapping[str, Any], replace: bool = False) -> bool:
-        """Append ``record``; False (and nothing written) if its run id is there already."""
+        """Append ``record``; False (and nothing written) if its run id is there already,
+        unless as a failure."""
         line = (encode(record) + "\n").encode()
         with self._locked() as f:
             f.seek(0)
@@ -132,7 +161,7 @@ class Store:
             complete = raw.rfind(b"\n") + 1
             if complete < len(raw):  # a writer died mid-line: drop its partial record
                 f.truncate(complete)
-            if not replace and any(r["run_id"] == record["run_id"]
+            if not replace and any(r["run_id"] == record["run_id"] and r.get("status") != "failed"
                                   for r in _parse_lines(raw, self.path)):
                 return False
             f.seek(0, os.SEEK_END)
