@@ -11,12 +11,20 @@ from pathlib import Path
 import jax.numpy as jnp
 import pytest
 
+import otarena.executors  # noqa: F401  submitit's log handlers keep the sys.stderr of their
+# import: imported here, outside a test's capture, not inside one that then closes it
 from otarena import cli, data, runner, runtime
 from otarena.budgets import Budget
 from otarena.errors import OtarenaError
 from otarena.plugins import repo_root
 from otarena.solver import Fitted, Solver
 from otarena.store import Store
+
+
+@pytest.fixture(autouse=True)
+def elsewhere(tmp_path, monkeypatch):
+    """Run from a scratch folder: a default --results or --out never lands in the repository."""
+    monkeypatch.chdir(tmp_path)
 
 
 def error_line(capsys, *argv) -> str:
@@ -57,8 +65,9 @@ def cells_of(solver, seeds=(0,), eval_size=1024, pair="hd-2"):
     ("5-2", "reversed"), ("", "no seeds"), (",", "no seeds"),
     ("4294967296", "below 2**32"), ("99999999999999999999", "below 2**32"),
 ])
-def test_bad_seed_lists_are_refused(capsys, seeds, message):
-    err = error_line(capsys, "run", "--pairs", "hd-2", "--solvers", "linear", "--seeds", seeds)
+def test_bad_seed_lists_are_refused(capsys, tmp_path, seeds, message):
+    err = error_line(capsys, "run", "--pairs", "hd-2", "--solvers", "linear", "--seeds", seeds,
+                     "--results", str(tmp_path / "r"))
     assert message in err
 
 
