@@ -130,3 +130,9 @@ def test_tables_name_the_device():
     tex = report.latex(report.frame(PROBE_6_1), "hd")
     assert "devices: cpu, gpu NVIDIA H200" in tex
     assert "Devices: cpu (3 records), gpu NVIDIA H200 (1 records)" in report.markdown(report.frame(PROBE_6_1))
+
+
+def test_an_object_that_is_not_a_result_record_is_left_out(capsys):
+    df = report.frame([{"run_id": "abc"}, *RECORDS])  # valid JSON with a run id, nothing else
+    assert len(df) == len(RECORDS)
+    assert "record abc has no pair" in capsys.readouterr().err
