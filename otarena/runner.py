@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import platform
-import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import jax
@@ -20,9 +16,12 @@ from tqdm import tqdm
 from otarena import metrics, pairs, runtime
 from otarena.budgets import Budget
 from otarena.errors import OtarenaError
-from otarena.plugins import repo_root
+from otarena.provenance import device_description, git_state, numerics, timestamp, versions
 from otarena.solver import Fitted, Solver
 from otarena.store import SCHEMA, Store, run_id
+
+__all__ = ["Cell", "cells", "groups", "run", "run_cells", "device_description", "git_state",
+           "versions"]
 
 
 # jax.random.key keeps 32 bits of a seed: 2**32 would silently be seed 0 again
@@ -55,65 +54,33 @@ class Cell:
         return f"{pair} {self.solver.name} seed={self.seed} budget={self.budget.profile}"
 
 
-def device_description() -> dict:
-    device = jax.devices()[0]
-    return {"platform": device.platform, "kind": device.device_kind,
-            "count": jax.device_count(), "host": platform.node()}
-
-
-@lru_cache(maxsize=1)
-def versions() -> dict:
-    import flax
-    import jaxlib
-    import numpy
-    import optax
-
-    found = {"python": sys.version.split()[0], "jax": jax.__version__,
-             "jaxlib": jaxlib.__version__, "flax": flax.__version__,
-             "optax": optax.__version__, "numpy": numpy.__version__}
-    if "torch" in sys.modules:
-        found["torch"] = sys.modules["torch"].__version__
-    return found
-
-
-@lru_cache(maxsize=1)
-def git_state() -> dict:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True,
-                              text=True, check=True).stdout.strip()
-    try:
-        # dirty: the code differs from the commit; the committed result store and reports
-        # change with every record, so they do not count
-        return {"commit": git("rev-parse", "HEAD"),
-                "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                                  ":(exclude)results", ":(exclude)reports"))}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-
-
 def checkpoint_stem(store: Store, group: list[Cell]) -> Path:
     """Where the training state of a group of cells is checkpointed (a file name prefix)."""
     return store.root / ".checkpoints" / run_id({"cells": sorted(c.run_id for c in group)})
 
 
 def run_cells(group: list[Cell], context: runtime.RunContext = runtime.RunContext()) -> list[dict]:
-    """Train and evaluate cells that differ only by seed; one compiled program if possible."""
+    """Train and evaluate cells that differ only by seed; one compiled program if possible.
+
+    Runs under the budget's matmul precision (full fp32 at ``paper``: no TF32 on GPUs).
+    """
     first = group[0]
     pair = pairs.load(first.pair, reverse=first.reverse)
     keys = jax.numpy.stack([jax.random.key(c.seed) for c in group])
+    precision = first.budget.matmul_precision
     start = time.perf_counter()
-    with runtime.running(context):
+    with runtime.running(context), jax.default_matmul_precision(precision):
         if len(group) > 1:
             fitted_all = first.solver.fit_seeds(pair, keys, first.budget)
         else:
             fitted_all = [first.solver.fit(pair, keys[0], first.budget)]
-        resumed_seconds = runtime.earlier_seconds()  # of a run resumed from its checkpoint
-    _check_fitted(fitted_all, len(group))
-    for fitted in fitted_all:
-        jax.block_until_ready(fitted.forward(pair.sample_source(keys[0], 1)))
-    train_seconds = time.perf_counter() - start + resumed_seconds
-    return [_record(cell, pair, fitted, train_seconds, len(group))
-            for cell, fitted in zip(group, fitted_all)]
+        _check_fitted(fitted_all, len(group))
+        for fitted in fitted_all:
+            jax.block_until_ready(fitted.forward(pair.sample_source(keys[0], 1)))
+        # a run resumed from its checkpoint: the wall clock of its earlier segments too
+        wall = time.perf_counter() - start + runtime.earlier_seconds()
+        return [_record(cell, pair, fitted, wall, len(group), precision)
+                for cell, fitted in zip(group, fitted_all)]
 
 
 def _check_fitted(fitted_all, expected: int) -> None:
@@ -127,42 +94,61 @@ def _check_fitted(fitted_all, expected: int) -> None:
             raise TypeError(f"fit returned {what}, not an otarena.solver.Fitted")
 
 
-def _record(cell: Cell, pair, fitted, train_seconds: float, vmapped: int) -> dict:
-    start = time.perf_counter()
-    if fitted.diverged:
-        # As in the papers: keep the last evaluation before the divergence; reports
-        # print ">100" for the cell whatever it says.
-        status = "diverged"
-        scores = {k: v for k, v in (fitted.curve[-1] if fitted.curve else {}).items()
-                  if k.startswith(("l2_uvp", "cos"))}
-    else:
-        scores = metrics.evaluate(pair, fitted.forward, fitted.inverse, size=cell.eval_size)
-        # a map with NaN or infinite output has no score: it is a divergence, not a result
-        bad = sorted(k for k, v in scores.items() if not math.isfinite(v))
-        status = "diverged" if bad else "ok"
-    eval_seconds = time.perf_counter() - start
+def _scores(cell: Cell, pair, forward, inverse) -> dict:
+    return metrics.evaluate(pair, forward, inverse, size=cell.eval_size)
 
-    return {
+
+def _record(cell: Cell, pair, fitted, wall_seconds: float, vmapped: int, precision: str) -> dict:
+    """The record of a cell: the reported iterate's metrics (and those of other iterates the
+    solver returned), the split of the time, and provenance.
+
+    A run stopped early by its paper's rule is ``diverged``; its metrics are those of the
+    parameters it stopped with, which the Amos tables average in as w2ot does.
+    """
+    start = time.perf_counter()
+    scores = _scores(cell, pair, fitted.forward, fitted.inverse)
+    by_iterate = {fitted.reported_iterate: scores}
+    for name, (forward, inverse) in fitted.alternatives.items():
+        by_iterate[name] = _scores(cell, pair, forward, inverse)
+    eval_seconds = time.perf_counter() - start
+    info = dict(fitted.info)
+    timing = dict(info.pop("timing", {}))
+    timing.update({
+        "wall_seconds": wall_seconds, "eval_seconds": eval_seconds, "seeds_in_program": vmapped,
+        # Steady-state: per iteration of the compiled program (all its seeds), and per seed.
+        "seconds_per_iteration": timing.get("seconds_per_iteration"),
+    })
+    if timing["seconds_per_iteration"] is None and fitted.iterations:
+        # A solver outside the engine reports no split: its wall clock is all we know.
+        timing["seconds_per_iteration"] = wall_seconds / fitted.iterations
+        timing["split"] = False
+    if timing.get("seconds_per_iteration") is not None:
+        timing["seconds_per_iteration_per_seed"] = timing["seconds_per_iteration"] / vmapped
+    # a map with NaN or infinite output has no score: a divergence, not a result
+    not_finite = sorted(k for k, v in scores.items() if not math.isfinite(v))
+    record = {
         **cell.identity(),
         "run_id": cell.run_id,
-        "status": status,
+        "status": "diverged" if fitted.diverged or not_finite else "ok",
         "metrics": scores,
+        "reported_iterate": fitted.reported_iterate,
         "curve": [dict(point) for point in fitted.curve],
         "iterations": fitted.iterations,
-        "timing": {"train_seconds": train_seconds, "eval_seconds": eval_seconds,
-                   "seconds_per_iteration": (train_seconds / fitted.iterations
-                                             if fitted.iterations else None),
-                   "seeds_in_program": vmapped},
+        "timing": timing,
         "solver_label": cell.solver.label,
-        "solver_info": dict(fitted.info),
+        "solver_info": info,
         "pair_provenance": dict(pair.provenance),
         "device": device_description(),
+        "numerics": numerics(precision),
         "versions": versions(),
         "git": git_state(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        **({"error": f"map output or metrics not finite: {', '.join(bad)}"}
-           if status == "diverged" and not fitted.diverged else {}),
+        "created": timestamp(),
     }
+    if len(by_iterate) > 1:
+        record["metrics_by_iterate"] = by_iterate
+    if not_finite and not fitted.diverged:
+        record["error"] = f"map output or metrics not finite: {', '.join(not_finite)}"
+    return record
 
 
 def failed_record(cell: Cell, error: Exception) -> dict:
@@ -173,8 +159,7 @@ def failed_record(cell: Cell, error: Exception) -> dict:
             "curve": [], "iterations": 0, "error": line[:500],
             "traceback": "".join(traceback.format_exception(error)),
             "solver_label": cell.solver.label, "device": device_description(),
-            "versions": versions(), "git": git_state(),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            "versions": versions(), "git": git_state(), "created": timestamp()}
 
 
 def cells(pair_names: Iterable[str], solvers: Iterable[Solver], seeds: Iterable[int],
@@ -202,7 +187,7 @@ def summary(cell: Cell, record: dict) -> str:
     uvp = record["metrics"].get("l2_uvp_fwd")
     shown = "n/a" if uvp is None else f"{uvp:.2f}"
     return (f"{cell.label}: {record['status']}, L2-UVP fwd {shown} "
-            f"({record['timing']['train_seconds']:.1f}s train)")
+            f"({record['timing']['wall_seconds']:.1f}s)")
 
 
 def check_cells(todo: list[Cell]) -> None:
@@ -241,6 +226,7 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
     """
     check_cells(todo)
     every = runtime.checkpoint_seconds()
+    git_state()  # read the code's commit now: a commit made during a long run must not relabel it
     finished = set() if force else _finished(store)
     pending = [c for c in todo if c.run_id not in finished]
     check_ready(pending, store)  # a missing or corrupt data file fails here, before any work

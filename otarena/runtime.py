@@ -92,7 +92,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: a kill leaves the previous checkpoint or the new one, whole."""
     segment = _segment.get()
     if segment is not None:
-        payload = {**payload, "train_seconds": segment.earlier + time.perf_counter() - segment.started}
+        payload = {**payload, "wall_seconds": segment.earlier + time.perf_counter() - segment.started}
     body = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -129,9 +129,11 @@ def _problem(payload: Any, signature: str, planned: int | None) -> str | None:
     curve = payload.get("curve", [])
     if not isinstance(curve, list):
         return "its curve is not a list"
-    for points in curve:  # each evaluation curve ends at the iteration the state is at
-        if points and not (isinstance(points, list) and isinstance(points[-1], dict)
-                           and points[-1].get("iteration") == done):
+    for points in curve:  # a curve ends where the state is, or earlier where its seed stopped
+        last = points[-1] if isinstance(points, list) and points else None
+        if points and not (isinstance(last, dict) and isinstance(last.get("iteration"), int)
+                           and (last["iteration"] == done
+                                or (last.get("stopped") and last["iteration"] <= done))):
             return f"{done} iterations done, but its curve ends elsewhere"
     return None
 
@@ -161,7 +163,7 @@ def load_checkpoint(path: Path | None, signature: str,
         warn(f"checkpoint {path} dropped ({why}); training restarts from the beginning")
         return None
     segment = _segment.get()
-    seconds = payload.get("train_seconds")
+    seconds = payload.get("wall_seconds")
     if segment is not None and isinstance(seconds, float) and seconds >= 0:
         segment.earlier = seconds
     return payload

@@ -318,6 +318,7 @@ def test_checkpoints_are_verified_by_a_digest(tmp_path, capsys):
     {"signature": "s", "curve": []},                                      # no done
     {"signature": "s", "done": 10**6, "curve": [[{"iteration": 100}]]},   # done beyond its curve
     {"signature": "s", "done": -1, "curve": []},
+    {"signature": "s", "done": 100, "curve": [[{"iteration": 200, "stopped": True}]]},
 ])
 def test_a_checkpoint_of_the_wrong_structure_is_dropped_with_a_warning(tmp_path, capsys, payload):
     path = tmp_path / "c.pkl"
@@ -325,6 +326,13 @@ def test_a_checkpoint_of_the_wrong_structure_is_dropped_with_a_warning(tmp_path,
     assert runtime.load_checkpoint(path, "s") is None
     err = capsys.readouterr().err
     assert "c.pkl" in err and "training restarts" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_seed_that_stopped_early_ends_its_curve_early(tmp_path):
+    path = tmp_path / "c.pkl"
+    curve = [[{"iteration": 60, "stopped": True}], [{"iteration": 100, "stopped": False}]]
+    runtime.save_checkpoint(path, {"signature": "s", "done": 100, "curve": curve})
+    assert runtime.load_checkpoint(path, "s")["curve"] == curve
 
 
 def test_a_checkpoint_beyond_the_planned_iterations_is_dropped(tmp_path):
@@ -401,7 +409,7 @@ def test_a_resumed_record_counts_the_training_time_of_every_segment(tmp_path):
     with pytest.raises(Interrupt):
         runner.run(cells_of(solver.solver), store, quiet=True)
     (record,) = runner.run(cells_of(solver.solver), store, quiet=True)
-    assert record["timing"]["train_seconds"] >= 0.4
+    assert record["timing"]["wall_seconds"] >= 0.4
     assert list((tmp_path / ".checkpoints").iterdir()) == []
 
 

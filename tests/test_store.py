@@ -110,7 +110,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
 def test_records_say_dirty_only_when_the_code_differs_from_the_commit(tmp_path, monkeypatch):
     import subprocess
 
-    from otarena import runner
+    from otarena import provenance
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
@@ -121,8 +121,8 @@ def test_records_say_dirty_only_when_the_code_differs_from_the_commit(tmp_path, 
     git("init", "-q")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
-    monkeypatch.setattr(runner, "repo_root", lambda: tmp_path)
-    state = runner.git_state.__wrapped__
+    monkeypatch.setattr(provenance, "CODE_ROOT", tmp_path.resolve())  # git_state moved there
+    state = provenance.git_state.__wrapped__
 
     (tmp_path / "results" / "records.jsonl").write_text('{"run_id": "a"}\n')
     assert state()["dirty"] is False  # a new record is not a change of the code
