@@ -203,11 +203,11 @@ def check_cells(todo: list[Cell]) -> None:
 
 
 def check_ready(pending: list[Cell], store: Store) -> None:
-    """Before any work: the store can be written, the data files are there and intact."""
-    if pending:
-        store.check_writable()
+    """Before any work: the data files are there and intact, the store can be written."""
     for name, reverse in dict.fromkeys((c.pair, c.reverse) for c in pending):
         pairs.load(name, reverse=reverse)
+    if pending:
+        store.check_writable()
 
 
 def _finished(store: Store) -> set[str]:
