@@ -210,6 +210,20 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from otarena import verify
+    from otarena.store import Store
+
+    ours, reference = Store(args.results).records(), Store(args.against).records()
+    if not ours:
+        raise OtarenaError(f"no result records in {args.results}; run `otarena run` first")
+    if not reference:
+        raise OtarenaError(f"no result records in {args.against} to verify against")
+    checks = verify.compare(ours, reference)
+    print(verify.render(checks, args.against))
+    return 1 if any(c.verdict == "differ" for c in checks) else 0
+
+
 def cmd_list(args) -> int:
     if args.what == "suites":
         from otarena import suites
@@ -371,6 +385,12 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--vmap-seeds", action="store_true", help="train seeds in one program")
     cmp.add_argument("--quiet", action="store_true", help="no progress bars or per-cell lines")
     cmp.set_defaults(func=cmd_compare)
+
+    ver = sub.add_parser("verify", help="compare a store's records with a reference store's "
+                         "(same run id, same device kind) and say whether they reproduce it")
+    ver.add_argument("--results", default="results", help="the store to check (default results/)")
+    ver.add_argument("--against", required=True, help="the reference store, e.g. results/")
+    ver.set_defaults(func=cmd_verify)
 
     lst = sub.add_parser("list", help="what pairs, solvers or suites exist")
     lst.add_argument("what", choices=["pairs", "solvers", "suites"])

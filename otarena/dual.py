@@ -687,4 +687,4 @@ def solver(name: str, spec: DualSpec, label: str = "", description: str = "") ->
 
     config = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in spec.config().items()}
     return Solver(name=name, fit=fit, config=config, label=label, description=description,
-                  fit_seeds=fit_seeds)
+                  fit_seeds=fit_seeds, engine_spec=spec)

@@ -51,6 +51,9 @@ class Solver:
     source: str = ""  # the file that defined it
     # Optional: train several seeds in one compiled program, one Fitted per key.
     fit_seeds: Callable[[Pair, jax.Array, Budget], list[Fitted]] | None = None
+    # The engine configuration (``otarena.dual.DualSpec``) of solvers built on the engine;
+    # benchmarks time its programs directly.
+    engine_spec: Any = None
 
 
 def _solvers_of(module) -> list[Solver]:
