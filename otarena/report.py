@@ -22,8 +22,11 @@ METRICS = {
     "l2_uvp_inv": "L2-UVP inv (%)",
     "cos_inv": "cos inv",
 }
-# The papers print ">100" for trained solvers that diverged or ended above 100% (Amos
-# 2023), while Korotin's table prints the closed-form baselines' values ([ID] 121, ...).
+# A trained cell whose seed mean is above 100% (or not finite) prints ">100", as w2ot's
+# analysis script does; a seed that stopped early keeps the metrics of the parameters it
+# stopped with and is averaged in. Korotin's table prints the closed-form baselines'
+# values ([ID] 121, ...). Unstable seeds (stopped early, or a non-finite training loss)
+# are counted beside each cell.
 HUGE = 100.0
 
 
@@ -84,6 +87,8 @@ def frame(records: Iterable[dict]) -> pd.DataFrame:
                "label": r.get("solver_label", ""), "seed": r["seed"],
                "budget": r["budget"]["profile"], "iterations": r.get("iterations", 0),
                "eval_size": r["eval"]["size"], "diverged": r["status"] == "diverged",
+               "unstable": r["status"] == "diverged" or
+               bool((r.get("solver_info") or {}).get("nonfinite_loss_seen")),
                "failed": r["status"] == "failed", "run_id": r["run_id"],
                "config": configuration(r), "budget_text": budget_text(r["budget"]),
                "overridden": any(r["budget"].get(k) is not None for k in ("iterations", "eval_every")),
@@ -94,12 +99,17 @@ def frame(records: Iterable[dict]) -> pd.DataFrame:
             scores = {m.replace("_inv", "_tmp").replace("_fwd", "_inv").replace("_tmp", "_fwd"): v
                       for m, v in scores.items()}
         row.update({m: np.nan if scores.get(m) is None else scores[m] for m in METRICS})
+        final = (r.get("metrics_by_iterate") or {}).get("final", {})
+        final_fwd = final.get("l2_uvp_inv" if r["reverse"] else "l2_uvp_fwd")
+        row["l2_uvp_fwd_final"] = np.nan if final_fwd is None else final_fwd
+        row["reported_iterate"] = r.get("reported_iterate", "final")
         rows.append(row)
     columns = ["family", "pair", "reverse", "solver", "label", "seed", "budget", "iterations",
-               "eval_size", "diverged", "failed", "run_id", "config", "budget_text",
-               "overridden", "device", "source", "user_file", *METRICS]
+               "eval_size", "diverged", "unstable", "failed", "run_id", "config", "budget_text",
+               "overridden", "device", "source", "user_file", *METRICS, "l2_uvp_fwd_final",
+               "reported_iterate"]
     df = pd.DataFrame(rows, columns=columns)
-    df = df.astype({m: float for m in METRICS})
+    df = df.astype({m: float for m in (*METRICS, "l2_uvp_fwd_final")})
     df["row"] = _row_names(df)
     return df.sort_values(["family", "solver", "pair", "seed"], kind="stable", ignore_index=True)
 
@@ -152,6 +162,7 @@ def summarize(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     out.columns = ["mean", "std", "seeds"]
     out["seeds"] = grouped.size()  # a failed record counts, though it has no number
     out["diverged"] = grouped["diverged"].any()
+    out["unstable"] = grouped["unstable"].sum()
     out["failed"] = grouped["failed"].any()
     out["trained"] = grouped["iterations"].max() > 0
     out["budgets"] = grouped["budget"].agg(lambda s: "/".join(sorted(set(s))))
@@ -164,13 +175,24 @@ def _number(x: float) -> str:
     return f"{x:.2f}" if abs(x) < 1 else f"{x:.1f}"
 
 
-def cell_text(mean: float, std: float, seeds: int, diverged: bool, trained: bool,
-              uvp: bool, failed: bool = False) -> str:
+def is_huge(mean: float, trained: bool) -> bool:
+    """w2ot's rule: a trained cell prints ">100" when its seed mean is above 100 (or is not
+    a number at all: a seed whose maps went NaN)."""
+    return trained and not (mean <= HUGE)
+
+
+def cell_text(mean: float, std: float, seeds: int, trained: bool, uvp: bool,
+              failed: bool = False) -> str:
     if failed:  # the solver raised: its record holds the error
         return "failed"
-    if uvp and (diverged or (trained and mean > HUGE)):
+    if uvp and is_huge(mean, trained):
         return ">100"
     return _number(mean) if seeds < 2 else f"{_number(mean)} ± {_number(std)}"
+
+
+def unstable_note(unstable: int) -> str:
+    """Beside a cell: how many of its seeds stopped early or saw a non-finite loss."""
+    return f" ({int(unstable)} unstable)" if unstable else ""
 
 
 def _column_order(family: str, present: set[str]) -> list[str]:
@@ -186,8 +208,9 @@ def table(df: pd.DataFrame, family: str, metric: str) -> pd.DataFrame:
     """Rows: solvers; columns: pairs of the family; cells: formatted mean ± std."""
     s = summarize(df[df.family == family], metric)
     uvp = metric.startswith("l2_uvp")
-    s["text"] = [cell_text(m, sd, n, d, t, uvp, f) for m, sd, n, d, t, f in
-                 zip(s["mean"], s["std"], s["seeds"], s["diverged"], s["trained"], s["failed"])]
+    s["text"] = [cell_text(m, sd, n, t, uvp, f) + (unstable_note(u) if uvp else "")
+                 for m, sd, n, t, f, u in zip(s["mean"], s["std"], s["seeds"], s["trained"],
+                                              s["failed"], s["unstable"])]
     wide = s.pivot(index="row", columns="pair", values="text")
     wide = wide[_column_order(family, set(s.pair))].fillna("–")
     wide.index.name = "solver"
@@ -197,7 +220,7 @@ def table(df: pd.DataFrame, family: str, metric: str) -> pd.DataFrame:
 def _best(df: pd.DataFrame, family: str, metric: str) -> dict[str, str]:
     """The best solver per column (lowest finite mean L2-UVP, not diverged)."""
     s = summarize(df[df.family == family], metric)
-    s = s[~s.diverged & ~s.failed & np.isfinite(s["mean"])]
+    s = s[~s.failed & np.isfinite(s["mean"]) & ~(s.trained & (s["mean"] > HUGE))]
     return {p: g.loc[g["mean"].idxmin(), "row"] for p, g in s.groupby("pair")} if len(s) else {}
 
 
@@ -234,7 +257,8 @@ def _latex_escape(s: str) -> str:
 def markdown(df: pd.DataFrame) -> str:
     out = ["# otarena results", "",
            "Generated by `otarena report` from the result records. Cells: mean ± std over "
-           "seeds; `>100` marks a trained solver that diverged or ended above 100%.", ""]
+           "seeds; `>100` marks a trained solver whose seed mean is above 100% (w2ot's rule); "
+           "`(n unstable)`: n seeds stopped early or saw a non-finite training loss.", ""]
     for family in sorted(set(df.family)):
         sub = df[df.family == family]
         budgets = ", ".join(f"{b} ({n} records)" for b, n in sub.budget.value_counts().sort_index().items())
@@ -296,7 +320,14 @@ def write(records: list[dict], out_dir: str | Path, figures: bool = True) -> lis
                 path = out_dir / f"{family}_{metric}.tex"
                 path.write_text(latex(df, family, metric))
                 written.append(path)
+    from otarena import fidelity
+
+    fidelity_md = fidelity.markdown(df)
+    if fidelity_md:
+        for name, text in (("fidelity.md", fidelity_md), ("fidelity.tex", fidelity.latex(df))):
+            (out_dir / name).write_text(text)
+            written.append(out_dir / name)
     path = out_dir / "summary.md"
-    path.write_text(markdown(df) + "\n" + "\n".join(sections))
+    path.write_text(markdown(df) + "\n" + "\n".join(sections) + "\n" + fidelity_md)
     written.append(path)
     return written
