@@ -57,7 +57,7 @@ def test_a_solve_is_one_program_from_prediction_to_the_last_iteration(small):
     assert "host_callback" not in hlo and "xla_python_cpu_callback" not in hlo
     # the threshold is a constant of the program: the arguments are cost, a, b, parameters
     assert len(jax.tree.leaves(lowered.args_info)) == 3 + len(jax.tree.leaves(params))
-    # ... and the outputs are what a caller reads: f, g, iterations, converged
+    # ... and the outputs are what a caller reads: f, g, the errors, converged
     assert len(jax.tree.leaves(jax.eval_shape(solve, cost, a[0], b[0], params))) == 4
     out = jax.jit(solve)(cost, a[0], b[0], params)
     assert isinstance(out, sb.Solution) and out.f.shape == (20,) and out.g.shape == (30,)
