@@ -306,6 +306,11 @@ def table1_latex(records: list[dict], threshold: float = 1e-2) -> str:
     return "\n".join(lines)
 
 
+def _unconverged(cell: dict) -> str:
+    """' (k not converged)' when k solves stopped without reaching the threshold."""
+    return f" ({cell['unconverged']} not converged)" if cell["unconverged"] else ""
+
+
 def sweep_markdown(df: pd.DataFrame, family: str, fails: set = frozenset()) -> list[str]:
     thresholds = sorted(set(df[df.family == family].threshold), reverse=True)
     out = ["| initialization | " + " | ".join(f"{t:g} (s)" for t in thresholds)
@@ -317,8 +322,7 @@ def sweep_markdown(df: pd.DataFrame, family: str, fails: set = frozenset()) -> l
             out.append(f"| {LABELS[init]} | " + " | ".join([FAILED] * 2 * len(thresholds)) + " |")
         elif any(cells):
             secs = [pm(*c["seconds"]) if c else "–" for c in cells]
-            its = [f"{c['iterations'][0]:.1f} ± {c['iterations'][1]:.1f}"
-                   + (f" ({c['unconverged']} not converged)" if c and c["unconverged"] else "")
+            its = [f"{c['iterations'][0]:.1f} ± {c['iterations'][1]:.1f}{_unconverged(c)}"
                    if c else "–" for c in cells]
             out.append(f"| {LABELS[init]} | " + " | ".join(secs + its) + " |")
         else:
@@ -438,7 +442,8 @@ def markdown(records: list[dict]) -> str:
             elif init in c:
                 batched = c[init]["batched_throughput"]
                 out.append(f"| {LABELS[init]} | {pm(*c[init]['seconds'])} | {paper} | "
-                           f"{c[init]['iterations'][0]:.1f} ± {c[init]['iterations'][1]:.1f} | "
+                           f"{c[init]['iterations'][0]:.1f} ± {c[init]['iterations'][1]:.1f}"
+                           f"{_unconverged(c[init])} | "
                            f"{c[init]['per_instance_throughput']:.3g} | "
                            f"{'–' if batched is None else f'{batched:.3g}'} |")
         paper_ratio = f" (paper {PAPER['ratio'][family]})" \

@@ -66,6 +66,10 @@ def test_a_diverged_peer_keeps_its_row_printed_as_a_failure():
     assert "(seed 0): training diverged (non-finite loss by iteration 80 of 200" in md
     tex = rm.table1_latex(records)
     assert r"Meta OT (OTT MetaInitializer) & \emph{diverged} & –" in tex
+    # a solve that stopped without reaching the threshold is counted and said
+    records[1]["metrics"]["thresholds"][0].update(seconds=[1.0, 3.0], iterations=[900, None])
+    assert "| Meta OT | 2 ± 1 | 7.8e-2 ± 3.4e-2 | 900.0 ± 0.0 (1 not converged) |" \
+        in rm.markdown(records)
 
 
 def test_the_cost_split_states_wall_ratio_against_algorithm_only_ratio():
