@@ -30,27 +30,15 @@ HD_DIMS = (2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def engine_solvers():
-    from otarena import plugins
-
-    specs = {}
-    for module in plugins.load_folder("solvers"):
-        for s in getattr(module, "SOLVERS", []):
-            if s.fit_seeds is not None and "potential" in s.config:
-                specs[s.name] = s.config
-    return specs
-
-
-def spec_of(config: dict):
-    """The engine configuration of a solver ([MMv1] trains two such engines, one per
+    """Engine configurations by solver name ([MMv1] trains two such engines, one per
     direction: its rate per run is half the one measured here)."""
-    from dataclasses import fields
+    from otarena import solver
 
-    from otarena.dual import DualSpec, Optimizer, Pretrain
+    return {s.name: s.engine_spec for s in solver.registry().values() if s.engine_spec is not None}
 
-    known = {f.name for f in fields(DualSpec)}
-    return DualSpec(**{**{k: v for k, v in config.items() if k in known},
-                       "optimizer": Optimizer(**config["optimizer"]),
-                       "pretrain": Pretrain(**config["pretrain"])})
+
+def spec_of(spec):
+    return spec
 
 
 def measure(name: str, pair_name: str, seeds: int, chunk: int, repeats: int) -> dict:
@@ -62,17 +50,17 @@ def measure(name: str, pair_name: str, seeds: int, chunk: int, repeats: int) -> 
     pair = pairs.load(pair_name)
     # The smoke budget only shortens the identity pretraining of init_states; the timed
     # program is the same training chunk at every budget.
-    engine = engine_for(pair, spec, Budget("smoke"))
+    engine = engine_for(pair, spec, Budget("smoke", iterations=10**9, eval_every=chunk))
     keys = jax.numpy.stack([jax.random.key(s) for s in range(seeds)])
-    states = engine.init_states(keys)
+    states = engine.init_states(keys, engine.pretrain_steps)
     start = time.perf_counter()
-    states, logs = engine.run_chunk(states, chunk)
+    states, logs = engine.run_chunk(states, 0, engine.iterations)
     jax.block_until_ready(states)
     compile_and_first = time.perf_counter() - start
     times = []
-    for _ in range(repeats):
+    for i in range(repeats):
         start = time.perf_counter()
-        states, logs = engine.run_chunk(states, chunk)
+        states, logs = engine.run_chunk(states, (i + 1) * chunk, engine.iterations)
         jax.block_until_ready(states)
         times.append(time.perf_counter() - start)
     best = min(times)

@@ -12,6 +12,11 @@ from dataclasses import asdict, dataclass
 from otarena.errors import UnknownNameError
 
 PROFILES = ("smoke", "quick", "paper")
+# Matmul precision per profile: on Ampere and later GPUs JAX's default is TF32; the papers'
+# networks ran in full fp32 (pre-Ampere cards), so paper-budget runs ask for fp32. CPUs
+# compute fp32 either way.
+MATMUL_PRECISION = {"smoke": "default", "quick": "default", "paper": "float32"}
+PRECISIONS = ("default", "float32", "tensorfloat32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,7 @@ class Budget:
     profile: str = "smoke"
     iterations: int | None = None  # None: the solver's number for the profile
     eval_every: int | None = None  # None: the solver's number for the profile
+    precision: str | None = None  # matmul precision; None: the profile's (MATMUL_PRECISION)
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -28,10 +34,22 @@ class Budget:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UnknownNameError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise UnknownNameError(f"unknown matmul precision {self.precision!r}; choose one "
+                                   f"of {', '.join(PRECISIONS)}")
+
+    @property
+    def matmul_precision(self) -> str:
+        return self.precision or MATMUL_PRECISION[self.profile]
 
     def pick(self, per_profile: dict[str, int]) -> int:
         """The iteration count for this budget from a solver's ``{profile: iterations}``."""
         return self.iterations if self.iterations is not None else per_profile[self.profile]
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """What the run id hashes: an unset precision is the profile's, so it is left out
+        (run ids of records made before the field existed stay valid)."""
+        found = asdict(self)
+        if found["precision"] is None:
+            del found["precision"]
+        return found

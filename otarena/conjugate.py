@@ -1,9 +1,15 @@
 """Conjugate solvers: x_hat(y) = argmin_x J(x; y) = psi(x) - <x, y>, warm-started.
 
-Each solver works on one point and is vmapped over a batch (a batched ``while_loop`` runs
-until every point has stopped; stopped points keep their value). Settings are those of
-Amos 2023 (w2ot's ``lbfgs`` and ``adam`` configs): at most 100 iterations, stop when
-|grad J|_inf < 0.1.
+Each per-point solver works on one point and is vmapped over a batch (a batched
+``while_loop`` runs until every point has stopped; stopped points keep their value).
+
+The L-BFGS solver is w2ot's (Amos 2023, ``w2ot/external/jax_lbfgs.py``, itself JAX's
+``_minimize_lbfgs`` with Armijo line searches) step for step: the first direction is the
+full negative gradient (inverse-Hessian scale gamma = 1, then s'y / y'y), the loop always
+takes at least one step (convergence is tested after a step), and a solve stops when
+|grad J|_inf < gtol, when the decrease falls under ftol, when the line search finds no
+step, on NaN, or after max_iter + 1 steps (w2ot tests ``k >= max_iter`` before counting
+the step). Two named settings are w2ot's two configurations (``SETTINGS``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ import jax.numpy as jnp
 import optax
 
 Scalar = Callable[[jax.Array], jax.Array]  # one point -> psi(point)
+
+
+def _dot(a, b):
+    # w2ot's L-BFGS takes its inner products at the highest precision (no TF32).
+    return jnp.dot(a, b, precision=jax.lax.Precision.HIGHEST)
 
 
 class Solution(NamedTuple):
@@ -36,61 +47,154 @@ class PerPoint:
         return jax.vmap(lambda yi, xi: self.solve(psi_one, yi, xi))(y, x0)
 
 
+class _Step(NamedTuple):
+    """What an Armijo line search returns: the step taken, J and grad J after it."""
+
+    failed: jax.Array
+    step: jax.Array
+    value: jax.Array
+    grad: jax.Array
+
+
+class _LBFGSState(NamedTuple):
+    converged: jax.Array
+    failed: jax.Array
+    k: jax.Array
+    x: jax.Array
+    value: jax.Array
+    grad: jax.Array
+    s_history: jax.Array
+    y_history: jax.Array
+    rho_history: jax.Array
+    gamma: jax.Array
+
+
 @dataclass(frozen=True)
 class LBFGS(PerPoint):
-    """L-BFGS (history 10) with w2ot's parallel Armijo line search.
+    """L-BFGS with an Armijo line search along the full quasi-Newton step.
 
-    The line search evaluates J at the 10 steps 1.5^-k (k = 0..9) at once and takes the
-    largest that decreases J by at least 1e-4 * step * <grad, direction>; if none does,
-    the point stays where it is and its solve stops. A solve also stops when the
-    decrease falls under ``ftol`` or on NaN.
+    ``line_search="parallel"`` evaluates J at the ``ls_evaluations`` steps 1.5^-k at once
+    and takes the largest that satisfies Armijo; ``"backtracking"`` tries 1, 1, 1/1.5,
+    1/1.5^2, ... one after the other (w2ot's loop evaluates the unit step twice) until one
+    does, at most ``ls_evaluations`` times.
     """
 
-    max_iter: int = 100
     gtol: float = 0.1
+    max_iter: int = 100
     memory: int = 10
-    ls_steps: int = 10
+    line_search: str = "parallel"  # parallel | backtracking
+    ls_evaluations: int = 10
     ls_base: float = 1.5
     armijo: float = 1e-4
     ftol: float = 2.220446049250313e-09
 
-    def solve(self, psi: Scalar, y: jax.Array, x0: jax.Array) -> Solution:
-        def objective(x):
-            return psi(x) - jnp.dot(x, y)
+    def __post_init__(self):
+        if self.line_search not in ("parallel", "backtracking"):
+            raise ValueError(f"unknown line search {self.line_search!r}")
 
-        value_and_grad = jax.value_and_grad(objective)
-        direction_of = optax.scale_by_lbfgs(memory_size=self.memory)
-        steps = self.ls_base ** -jnp.arange(self.ls_steps, dtype=y.dtype)  # 1, 1/1.5, ...
+    # -- line searches (w2ot's armijo_line_search_parallel / _backtracking) ----------------
+    def _parallel(self, objective, x, direction, value, grad) -> _Step:
+        steps = self.ls_base ** -jnp.flip(jnp.arange(self.ls_evaluations, dtype=x.dtype))
+        proposed = steps[:, None] * direction[None]
+        values = jax.vmap(objective)(x + proposed)
+        satisfied = values < value + self.armijo * steps * grad.dot(direction)
+        failed = ~jnp.any(satisfied)
+        best = jnp.argmax(steps * satisfied)  # the largest step that satisfies Armijo
+        kept = 1 - failed  # w2ot masks by arithmetic; kept as is (NaN behaviour included)
+        step = kept * proposed[best]
+        return _Step(failed, step, kept * values[best] + failed * value,
+                     kept * jax.grad(objective)(x + step) + failed * grad)
+
+    def _backtracking(self, objective, x, direction, value, grad) -> _Step:
+        slope = grad.dot(direction)
+
+        def satisfied(carry):
+            _, size, _, f = carry
+            return f < value + self.armijo * size * slope
+
+        def keep_trying(carry):
+            return ~satisfied(carry) & (carry[0] < self.ls_evaluations)
 
         def body(carry):
-            x, value, grad, state, k, _ = carry
-            direction, state = direction_of.update(grad, state, x)
-            candidates = x[None] - steps[:, None] * direction[None]
-            values = jax.vmap(objective)(candidates)
-            slope = jnp.dot(grad, direction)
-            accepted = values <= value - self.armijo * steps * slope
-            found = jnp.any(accepted)
-            best = jnp.argmax(accepted)  # steps are decreasing: the first is the largest
-            x_new = jnp.where(found, candidates[best], x)
-            value_new, grad_new = value_and_grad(x_new)
-            stalled = (~found) | (value - value_new < self.ftol) | jnp.isnan(value_new)
-            x_new = jnp.where(jnp.isnan(value_new), x, x_new)
-            return x_new, value_new, grad_new, state, k + 1, stalled
+            i = carry[0]
+            size = self.ls_base ** -i.astype(x.dtype)
+            return i + 1, size, size * direction, objective(x + size * direction)
 
-        def keep_going(carry):
-            _, _, grad, _, k, stalled = carry
-            return (k < self.max_iter) & (jnp.max(jnp.abs(grad)) >= self.gtol) & ~stalled
+        init = (jnp.zeros((), jnp.int32), jnp.ones((), x.dtype), direction,
+                objective(x + direction))
+        out = jax.lax.while_loop(keep_trying, body, init)
+        failed = ~satisfied(out)
+        kept = 1 - failed
+        step = kept * out[2]
+        return _Step(failed, step, kept * out[3] + failed * value,
+                     kept * jax.grad(objective)(x + step) + failed * grad)
 
-        value, grad = value_and_grad(x0)
-        init = (x0, value, grad, direction_of.init(x0), jnp.zeros((), jnp.int32),
-                jnp.zeros((), bool))
-        x, _, _, _, k, _ = jax.lax.while_loop(keep_going, body, init)
-        return Solution(x, k)
+    # -- the solve ------------------------------------------------------------------------
+    def _direction(self, state: _LBFGSState) -> jax.Array:
+        """The two-loop recursion: -H grad with the last min(k, memory) pairs."""
+        size = self.memory
+        used = jnp.minimum(state.k, size)
+        q = -state.grad
+        alphas = jnp.zeros_like(state.rho_history)
+
+        def newest_first(j, carry):
+            q, alphas = carry
+            i = size - 1 - j
+            a = state.rho_history[i] * _dot(state.s_history[i], q)
+            return q - a * state.y_history[i], alphas.at[i].set(a)
+
+        q, alphas = jax.lax.fori_loop(0, used, newest_first, (q, alphas))
+        q = state.gamma * q
+
+        def oldest_first(j, q):
+            i = size - used + j
+            b = state.rho_history[i] * _dot(state.y_history[i], q)
+            return q + (alphas[i] - b) * state.s_history[i]
+
+        return jax.lax.fori_loop(0, used, oldest_first, q)
+
+    def solve(self, psi: Scalar, y: jax.Array, x0: jax.Array) -> Solution:
+        def objective(x):
+            return psi(x) - x.dot(y)
+
+        search = self._parallel if self.line_search == "parallel" else self._backtracking
+        dim, dtype = x0.shape[0], x0.dtype
+
+        def body(state: _LBFGSState) -> _LBFGSState:
+            direction = self._direction(state)
+            ls = search(objective, state.x, direction, state.value, state.grad)
+            x_new = state.x + ls.step
+            y_k = ls.grad - state.grad
+            rho_inv = _dot(y_k, ls.step)
+            gamma = rho_inv / _dot(y_k, y_k)
+            stop = ((state.value - ls.value < self.ftol) | (state.k >= self.max_iter)
+                    | ls.failed | jnp.isnan(gamma.sum()) | jnp.isnan(x_new.sum()))
+            x_new = jnp.where(jnp.isnan(x_new.sum()), state.x, x_new)
+            converged = jnp.max(jnp.abs(ls.grad)) < self.gtol
+            return _LBFGSState(
+                converged=converged, failed=stop & ~converged, k=state.k + 1, x=x_new,
+                value=ls.value, grad=ls.grad,
+                s_history=jnp.roll(state.s_history, -1, axis=0).at[-1].set(ls.step),
+                y_history=jnp.roll(state.y_history, -1, axis=0).at[-1].set(y_k),
+                rho_history=jnp.roll(state.rho_history, -1).at[-1].set(1.0 / rho_inv),
+                gamma=gamma)
+
+        value, grad = jax.value_and_grad(objective)(x0)
+        init = _LBFGSState(
+            converged=jnp.zeros((), bool), failed=jnp.zeros((), bool),
+            k=jnp.zeros((), jnp.int32), x=x0, value=value, grad=grad,
+            s_history=jnp.zeros((self.memory, dim), dtype),
+            y_history=jnp.zeros((self.memory, dim), dtype),
+            rho_history=jnp.zeros((self.memory,), dtype), gamma=jnp.ones((), dtype))
+        out = jax.lax.while_loop(lambda s: ~s.converged & ~s.failed, body, init)
+        return Solution(out.x, out.k)
 
 
 @dataclass(frozen=True)
 class Adam(PerPoint):
-    """Adam (0.9, 0.999) with a cosine learning rate from 0.1 down to 0.1 * 1e-4."""
+    """w2ot's Adam solver: (0.9, 0.999), cosine learning rate from 0.1 down to 0.1 * 1e-4
+    over ``max_iter`` steps; stops when |grad J|_inf <= gtol (tested before each step, so
+    a start within tolerance takes no step)."""
 
     max_iter: int = 100
     gtol: float = 0.1
@@ -145,4 +249,31 @@ class BatchAdam:
         return Solution(x, jnp.broadcast_to(k, y.shape[:1]))
 
 
-SOLVERS = {"lbfgs": LBFGS(), "adam": Adam(), "batch-adam": BatchAdam()}
+Solver = LBFGS | Adam | BatchAdam
+
+# The named settings. "lbfgs" and "lbfgs-high-precision" are w2ot's config/conjugate_solver
+# lbfgs.yaml and lbfgs_high_precision.yaml (the latter is w2ot's default in train.yaml);
+# "adam" is adam.yaml; "batch-adam" is Korotin et al.'s [MMv1] inversion.
+SETTINGS: dict[str, Solver] = {
+    "lbfgs": LBFGS(),
+    "lbfgs-high-precision": LBFGS(gtol=1e-3, line_search="backtracking", ls_evaluations=30),
+    "adam": Adam(),
+    "batch-adam": BatchAdam(),
+}
+
+
+def named(solver: str | Solver | None) -> Solver | None:
+    """A solver from its setting name (or the solver itself)."""
+    if solver is None or not isinstance(solver, str):
+        return solver
+    if solver not in SETTINGS:
+        raise ValueError(f"unknown conjugate solver {solver!r}; known: {', '.join(SETTINGS)}")
+    return SETTINGS[solver]
+
+
+def describe(solver: Solver | None) -> dict | None:
+    """The solver as configuration data (its class and settings), for run identities."""
+    if solver is None:
+        return None
+    from dataclasses import asdict
+    return {"algorithm": type(solver).__name__, **asdict(solver)}

@@ -288,35 +288,24 @@ class _Sides:
 
 
 def _w2gn_engine(sides: _Sides, cfg: Mapping):
-    import optax
-
+    """The official pair-building notebook's W2GN: two ConvICNN64, each with its own Adam
+    betas, pretrained to the identity on U[-2, 2) (``CubeUniformSampler(centered=True)``
+    times 4), trained for ``iterations`` without early stopping."""
     from otarena import dual
     from otarena.budgets import Budget
 
-    class W2GNBuilder(dual.Engine):
-        """The engine's W2GN step with the conjugate network's own Adam betas."""
-
-        def _apply(self, state, grads, which, inputs=None):
-            new = dict(state)
-            for name in which:
-                model, opt = (self.psi, self.opt) if name == "psi" else (self.h, self.conjugate_opt)
-                updates, new[f"opt_{name}"] = opt.update(grads[name], state[f"opt_{name}"], state[name])
-                new[name] = model.project(optax.apply_updates(state[name], updates))
-            return new
-
     n = int(cfg["iterations"])
+    adam = partial(dual.Optimizer, "adam", cfg["lr"], weight_decay=0.0, cosine_final_fraction=None)
     spec = dual.DualSpec(
         potential="conv-icnn64", amortizer="conv-icnn64", amortization="cycle",
         conjugate_solver=None, inverse_solver=None, cycle_weight=float(cfg["cycle_weight"]),
-        optimizer=dual.Optimizer("adam", cfg["lr"], *cfg["betas_psi"], 0.0, None),
-        pretrain=dual.Pretrain(sampler="cube", scale=4.0, lr=1e-3, weight_decay=1e-10,
+        optimizer=adam(*cfg["betas_psi"]), amortizer_optimizer=adam(*cfg["betas_conjugate"]),
+        pretrain=dual.Pretrain(sampler="centered-cube", scale=4.0, lr=1e-3, weight_decay=1e-10,
                                tolerance=1e-3, min_steps=0, sum_coordinates=False),
         iterations={"paper": n}, pretrain_steps={"paper": int(cfg["pretrain_steps"])},
-        eval_every={"paper": n}, batch_size=int(cfg["batch_size"]))
-    engine = W2GNBuilder(sides, spec, Budget("paper", iterations=n))
-    engine.conjugate_opt = optax.adam(cfg["lr"], b1=cfg["betas_conjugate"][0],
-                                      b2=cfg["betas_conjugate"][1])
-    return engine
+        eval_every={"paper": max(1, min(int(cfg.get("log_every", 1000)), n))},
+        batch_size=int(cfg["batch_size"]), stop=None)
+    return dual.Engine(sides, spec, Budget("paper", iterations=n))
 
 
 def train_potential(source: Sampler, target: Sampler, seed: int, cfg: Mapping,
@@ -326,19 +315,17 @@ def train_potential(source: Sampler, target: Sampler, seed: int, cfg: Mapping,
     Returns (psi's parameters in the ConvICNN64 state-dict layout, training summary).
     """
     engine = _w2gn_engine(_Sides(noisy(source, noise_std), noisy(target, noise_std)), cfg)
-    states = engine.init_states(jax.random.key(seed)[None])
+    states = engine.init_states(jax.random.key(seed)[None], engine.pretrain_steps)
     done, losses = 0, []
-    chunk = max(1, min(int(cfg.get("log_every", 1000)), engine.iterations))
     while done < engine.iterations:
-        length = min(chunk, engine.iterations - done)
-        states, logs = engine.run_chunk(states, length)
-        done += length
+        states, logs = engine.run_chunk(states, done, engine.iterations)
+        done = min(done + engine.eval_every, engine.iterations)
         losses.append({"iteration": done, **{k: float(v[0]) for k, v in logs.items()}})
         if log:
             log(f"  iteration {done}/{engine.iterations}: loss {losses[-1]['loss']:.4g}")
     params = {k: np.asarray(v[0], np.float32) for k, v in states["psi"].items()}
     return params, {"pretrain_final_loss": float(states["pretrain_loss"][0]),
-                    "diverged": bool(states["diverged"][0]), "losses": losses}
+                    "nonfinite_loss_seen": bool(states["nonfinite"][0]), "losses": losses}
 
 
 def state_dict_bytes(params: Mapping[str, np.ndarray]) -> bytes:

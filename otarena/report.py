@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from otarena import pairs
+from otarena.store import run_id
 
 METRICS = {
     "l2_uvp_fwd": "L2-UVP fwd (%)",
@@ -26,37 +27,132 @@ METRICS = {
 HUGE = 100.0
 
 
+BUDGET_ORDER = {"smoke": 0, "quick": 1, "paper": 2}
+
+
+def device_text(device: dict | None) -> str:
+    """'cpu', 'gpu NVIDIA H200': the platform and the kind of device a record ran on."""
+    device = device or {}
+    platform, kind = device.get("platform"), device.get("kind")
+    if not platform:
+        return "device not recorded"
+    return platform if kind in (None, "", platform) else f"{platform} {kind}"
+
+
+def budget_text(budget: dict) -> str:
+    """The profile and its --iterations / --eval-every overrides: 'smoke, 400 it'."""
+    parts = [budget["profile"]]
+    if budget.get("iterations") is not None:
+        parts.append(f"{budget['iterations']} it")
+    if budget.get("eval_every") is not None:
+        parts.append(f"eval every {budget['eval_every']}")
+    return ", ".join(parts)
+
+
+def configuration(r: dict) -> str:
+    """What records must share to be seeds of one cell: the run identity without the seed
+    and the pair (what the run id hashes besides them), and the device it ran on."""
+    device = r.get("device") or {}
+    return run_id({"schema": r.get("schema"), "reverse": r["reverse"], "solver": r["solver"],
+                   "solver_config": r.get("solver_config"), "budget": r["budget"],
+                   "eval": r["eval"], "device": [device.get("platform"), device.get("kind")]})
+
+
+def _source_text(r: dict) -> str:
+    config = r.get("solver_config") or {}
+    if config.get("source_sha256"):  # a solver from a user's file (otarena compare)
+        return f"file {config['source_sha256'][:8]}"
+    return f"config {run_id(config)[:6]}"
+
+
 def frame(records: Iterable[dict]) -> pd.DataFrame:
     """One row per record with the fields the tables need.
 
     Metrics are those of the named pair's direction: for a run on a reversed pair (":R"
-    rows) "fwd" is its inverse map, which sends P to Q.
+    rows) "fwd" is its inverse map, which sends P to Q. ``row`` is the solver's name, with
+    what tells its configurations apart when the records hold more than one (a budget
+    override, the evaluation size, the device, the solver's config or file): those are
+    separate rows, never averaged together.
     """
     rows = []
     for r in records:
+        if not _is_result(r):
+            continue
         fam = pairs.family_of(r["pair"]).family
         row = {"family": fam, "pair": r["pair"], "reverse": r["reverse"],
                "solver": r["solver"] + (":R" if r["reverse"] else ""),
                "label": r.get("solver_label", ""), "seed": r["seed"],
                "budget": r["budget"]["profile"], "iterations": r.get("iterations", 0),
-               "eval_size": r["eval"]["size"], "diverged": r["status"] == "diverged"}
+               "eval_size": r["eval"]["size"], "diverged": r["status"] == "diverged",
+               "failed": r["status"] == "failed", "run_id": r["run_id"],
+               "config": configuration(r), "budget_text": budget_text(r["budget"]),
+               "overridden": any(r["budget"].get(k) is not None for k in ("iterations", "eval_every")),
+               "device": device_text(r.get("device")), "source": _source_text(r),
+               "user_file": bool((r.get("solver_config") or {}).get("source_sha256"))}
         scores = r["metrics"]
         if r["reverse"]:  # a reversed run's P -> Q map is its inverse map
             scores = {m.replace("_inv", "_tmp").replace("_fwd", "_inv").replace("_tmp", "_fwd"): v
                       for m, v in scores.items()}
-        row.update({m: scores.get(m, np.nan) for m in METRICS})
+        row.update({m: np.nan if scores.get(m) is None else scores[m] for m in METRICS})
         rows.append(row)
-    df = pd.DataFrame(rows, columns=["family", "pair", "reverse", "solver", "label", "seed",
-                                     "budget", "iterations", "eval_size", "diverged", *METRICS])
+    columns = ["family", "pair", "reverse", "solver", "label", "seed", "budget", "iterations",
+               "eval_size", "diverged", "failed", "run_id", "config", "budget_text",
+               "overridden", "device", "source", "user_file", *METRICS]
+    df = pd.DataFrame(rows, columns=columns)
+    df = df.astype({m: float for m in METRICS})
+    df["row"] = _row_names(df)
     return df.sort_values(["family", "solver", "pair", "seed"], kind="stable", ignore_index=True)
 
 
+REQUIRED = ("pair", "reverse", "solver", "seed", "budget", "eval", "status", "metrics")
+
+
+def _is_result(r: dict) -> bool:
+    """A dual-solver result record; anything else is named once and left out."""
+    from otarena.errors import warn
+
+    missing = [k for k in REQUIRED if k not in r]
+    if missing:
+        warn(f"record {r.get('run_id')} has no {', '.join(missing)}: not a result record; left out")
+        return False
+    return True
+
+
+def _row_names(df: pd.DataFrame) -> list[str]:
+    """The solver's name, or with what differs between its configurations in ``df``."""
+    names = {}
+    for solver, sub in df.groupby("solver", sort=False):
+        configs = sub.drop_duplicates("config")
+        if len(configs) == 1:
+            names[configs.config.iloc[0]] = solver
+            continue
+        for config, text in differences(configs).items():
+            names[config] = f"{solver} ({text or config[:6]})"
+        if len({names[c] for c in configs.config}) < len(configs):  # differ elsewhere
+            for c in configs.config:
+                names[c] = f"{names[c][:-1]}; {c[:6]})" if names[c].endswith(")") else f"{names[c]} ({c[:6]})"
+    return [names[c] for c in df.config]
+
+
+def differences(configs: pd.DataFrame, always: tuple[str, ...] = ()) -> dict[str, str]:
+    """config -> what tells it apart from the others in ``configs`` (one record each):
+    its budget, evaluation points, device or solver config, where they differ."""
+    shown = [f for f in ("budget_text", "eval_size", "device", "source")
+             if f in always or configs[f].nunique() > 1]
+    return {c.config: "; ".join(f"{c.eval_size} points" if f == "eval_size" else str(c[f])
+                                for f in shown)
+            for _, c in configs.iterrows()}
+
+
 def summarize(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """mean, std (ddof=0 as numpy), seeds and budgets per (family, solver, pair)."""
-    grouped = df.groupby(["family", "solver", "pair"], sort=False)
+    """mean, std (ddof=0 as numpy), seeds and budgets per (family, row, pair): the seeds of
+    one configuration (see :func:`frame`)."""
+    grouped = df.groupby(["family", "row", "pair"], sort=False)
     out = grouped[metric].agg(["mean", lambda s: float(np.std(s)), "count"])
     out.columns = ["mean", "std", "seeds"]
+    out["seeds"] = grouped.size()  # a failed record counts, though it has no number
     out["diverged"] = grouped["diverged"].any()
+    out["failed"] = grouped["failed"].any()
     out["trained"] = grouped["iterations"].max() > 0
     out["budgets"] = grouped["budget"].agg(lambda s: "/".join(sorted(set(s))))
     return out.reset_index()
@@ -69,7 +165,9 @@ def _number(x: float) -> str:
 
 
 def cell_text(mean: float, std: float, seeds: int, diverged: bool, trained: bool,
-              uvp: bool) -> str:
+              uvp: bool, failed: bool = False) -> str:
+    if failed:  # the solver raised: its record holds the error
+        return "failed"
     if uvp and (diverged or (trained and mean > HUGE)):
         return ">100"
     return _number(mean) if seeds < 2 else f"{_number(mean)} ± {_number(std)}"
@@ -88,31 +186,34 @@ def table(df: pd.DataFrame, family: str, metric: str) -> pd.DataFrame:
     """Rows: solvers; columns: pairs of the family; cells: formatted mean ± std."""
     s = summarize(df[df.family == family], metric)
     uvp = metric.startswith("l2_uvp")
-    s["text"] = [cell_text(m, sd, n, d, t, uvp) for m, sd, n, d, t in
-                 zip(s["mean"], s["std"], s["seeds"], s["diverged"], s["trained"])]
-    wide = s.pivot(index="solver", columns="pair", values="text")
+    s["text"] = [cell_text(m, sd, n, d, t, uvp, f) for m, sd, n, d, t, f in
+                 zip(s["mean"], s["std"], s["seeds"], s["diverged"], s["trained"], s["failed"])]
+    wide = s.pivot(index="row", columns="pair", values="text")
     wide = wide[_column_order(family, set(s.pair))].fillna("–")
+    wide.index.name = "solver"
     return wide
 
 
 def _best(df: pd.DataFrame, family: str, metric: str) -> dict[str, str]:
     """The best solver per column (lowest finite mean L2-UVP, not diverged)."""
     s = summarize(df[df.family == family], metric)
-    s = s[~s.diverged & np.isfinite(s["mean"])]
-    return {p: g.loc[g["mean"].idxmin(), "solver"] for p, g in s.groupby("pair")} if len(s) else {}
+    s = s[~s.diverged & ~s.failed & np.isfinite(s["mean"])]
+    return {p: g.loc[g["mean"].idxmin(), "row"] for p, g in s.groupby("pair")} if len(s) else {}
 
 
 def latex(df: pd.DataFrame, family: str, metric: str = "l2_uvp_fwd") -> str:
     wide = table(df, family, metric)
     best = _best(df, family, metric) if metric.startswith("l2_uvp") else {}
     budgets = sorted(set(df[df.family == family].budget))
+    devices = sorted(set(df[df.family == family].device))
     cols = list(wide.columns)
     title = METRICS[metric].replace("%", r"\%")
     lines = [
         "% generated by `otarena report` from result records; do not edit",
         r"\begin{table}[t]", r"\centering",
         rf"\caption{{{title} on the {family} pairs, "
-        rf"mean $\pm$ std over seeds (budget: {', '.join(budgets)}).}}",
+        rf"mean $\pm$ std over seeds (budget: {', '.join(budgets)}; "
+        rf"{'device' if len(devices) == 1 else 'devices'}: {_latex_escape(', '.join(devices))}).}}",
         rf"\begin{{tabular}}{{l{'r' * len(cols)}}}", r"\toprule",
         "Solver & " + " & ".join(_column_title(c) for c in cols) + r" \\", r"\midrule",
     ]
@@ -137,8 +238,10 @@ def markdown(df: pd.DataFrame) -> str:
     for family in sorted(set(df.family)):
         sub = df[df.family == family]
         budgets = ", ".join(f"{b} ({n} records)" for b, n in sub.budget.value_counts().sort_index().items())
+        devices = ", ".join(f"{d} ({n} records)" for d, n in sub.device.value_counts().sort_index().items())
         out += [f"## {family}", "", f"Budgets: {budgets}. Evaluation points: "
-                f"{', '.join(str(s) for s in sorted(set(sub.eval_size)))}.", ""]
+                f"{', '.join(str(s) for s in sorted(set(sub.eval_size)))}. "
+                f"{'Device' if sub.device.nunique() == 1 else 'Devices'}: {devices}.", ""]
         for metric, title in METRICS.items():
             if sub[metric].isna().all():
                 continue

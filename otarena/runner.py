@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
-import subprocess
+import math
 import sys
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import jax
@@ -17,9 +15,17 @@ from tqdm import tqdm
 
 from otarena import metrics, pairs, runtime
 from otarena.budgets import Budget
-from otarena.plugins import repo_root
-from otarena.solver import Solver
+from otarena.errors import OtarenaError
+from otarena.provenance import device_description, git_state, numerics, timestamp, versions
+from otarena.solver import Fitted, Solver
 from otarena.store import SCHEMA, Store, run_id
+
+__all__ = ["Cell", "cells", "groups", "run", "run_cells", "device_description", "git_state",
+           "versions"]
+
+
+# jax.random.key keeps 32 bits of a seed: 2**32 would silently be seed 0 again
+SEED_LIMIT = 2**32
 
 
 @dataclass(frozen=True)
@@ -48,97 +54,112 @@ class Cell:
         return f"{pair} {self.solver.name} seed={self.seed} budget={self.budget.profile}"
 
 
-def device_description() -> dict:
-    device = jax.devices()[0]
-    return {"platform": device.platform, "kind": device.device_kind,
-            "count": jax.device_count(), "host": platform.node()}
-
-
-@lru_cache(maxsize=1)
-def versions() -> dict:
-    import flax
-    import jaxlib
-    import numpy
-    import optax
-
-    found = {"python": sys.version.split()[0], "jax": jax.__version__,
-             "jaxlib": jaxlib.__version__, "flax": flax.__version__,
-             "optax": optax.__version__, "numpy": numpy.__version__}
-    if "torch" in sys.modules:
-        found["torch"] = sys.modules["torch"].__version__
-    return found
-
-
-@lru_cache(maxsize=1)
-def git_state() -> dict:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True,
-                              text=True, check=True).stdout.strip()
-    try:
-        # dirty: the code differs from the commit; the committed result store and reports
-        # change with every record, so they do not count
-        return {"commit": git("rev-parse", "HEAD"),
-                "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                                  ":(exclude)results", ":(exclude)reports"))}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-
-
 def checkpoint_stem(store: Store, group: list[Cell]) -> Path:
     """Where the training state of a group of cells is checkpointed (a file name prefix)."""
     return store.root / ".checkpoints" / run_id({"cells": sorted(c.run_id for c in group)})
 
 
 def run_cells(group: list[Cell], context: runtime.RunContext = runtime.RunContext()) -> list[dict]:
-    """Train and evaluate cells that differ only by seed; one compiled program if possible."""
+    """Train and evaluate cells that differ only by seed; one compiled program if possible.
+
+    Runs under the budget's matmul precision (full fp32 at ``paper``: no TF32 on GPUs).
+    """
     first = group[0]
     pair = pairs.load(first.pair, reverse=first.reverse)
     keys = jax.numpy.stack([jax.random.key(c.seed) for c in group])
+    precision = first.budget.matmul_precision
     start = time.perf_counter()
-    with runtime.running(context):
+    with runtime.running(context), jax.default_matmul_precision(precision):
         if len(group) > 1:
             fitted_all = first.solver.fit_seeds(pair, keys, first.budget)
         else:
             fitted_all = [first.solver.fit(pair, keys[0], first.budget)]
+        _check_fitted(fitted_all, len(group))
+        for fitted in fitted_all:
+            jax.block_until_ready(fitted.forward(pair.sample_source(keys[0], 1)))
+        # a run resumed from its checkpoint: the wall clock of its earlier segments too
+        wall = time.perf_counter() - start + runtime.earlier_seconds()
+        return [_record(cell, pair, fitted, wall, len(group), precision)
+                for cell, fitted in zip(group, fitted_all)]
+
+
+def _check_fitted(fitted_all, expected: int) -> None:
+    """The solver protocol: one Fitted per seed (a solver's error, recorded as failed)."""
+    if not isinstance(fitted_all, (list, tuple)) or len(fitted_all) != expected:
+        raise TypeError(f"fit_seeds returned {type(fitted_all).__name__}, not a list of "
+                        f"{expected} otarena.solver.Fitted")
     for fitted in fitted_all:
-        jax.block_until_ready(fitted.forward(pair.sample_source(keys[0], 1)))
-    train_seconds = time.perf_counter() - start
-    return [_record(cell, pair, fitted, train_seconds, len(group))
-            for cell, fitted in zip(group, fitted_all)]
+        if not isinstance(fitted, Fitted):
+            what = "None" if fitted is None else f"a {type(fitted).__name__}"
+            raise TypeError(f"fit returned {what}, not an otarena.solver.Fitted")
 
 
-def _record(cell: Cell, pair, fitted, train_seconds: float, vmapped: int) -> dict:
+def _scores(cell: Cell, pair, forward, inverse) -> dict:
+    return metrics.evaluate(pair, forward, inverse, size=cell.eval_size)
+
+
+def _record(cell: Cell, pair, fitted, wall_seconds: float, vmapped: int, precision: str) -> dict:
+    """The record of a cell: the reported iterate's metrics (and those of other iterates the
+    solver returned), the split of the time, and provenance.
+
+    A run stopped early by its paper's rule is ``diverged``; its metrics are those of the
+    parameters it stopped with, which the Amos tables average in as w2ot does.
+    """
     start = time.perf_counter()
-    if fitted.diverged:
-        # As in the papers: keep the last evaluation before the divergence; reports
-        # print ">100" for the cell whatever it says.
-        status = "diverged"
-        scores = {k: v for k, v in (fitted.curve[-1] if fitted.curve else {}).items()
-                  if k.startswith(("l2_uvp", "cos"))}
-    else:
-        status = "ok"
-        scores = metrics.evaluate(pair, fitted.forward, fitted.inverse, size=cell.eval_size)
+    scores = _scores(cell, pair, fitted.forward, fitted.inverse)
+    by_iterate = {fitted.reported_iterate: scores}
+    for name, (forward, inverse) in fitted.alternatives.items():
+        by_iterate[name] = _scores(cell, pair, forward, inverse)
     eval_seconds = time.perf_counter() - start
-
-    return {
+    info = dict(fitted.info)
+    timing = dict(info.pop("timing", {}))
+    timing.update({
+        "wall_seconds": wall_seconds, "eval_seconds": eval_seconds, "seeds_in_program": vmapped,
+        # Steady-state: per iteration of the compiled program (all its seeds), and per seed.
+        "seconds_per_iteration": timing.get("seconds_per_iteration"),
+    })
+    if timing["seconds_per_iteration"] is None and fitted.iterations:
+        # A solver outside the engine reports no split: its wall clock is all we know.
+        timing["seconds_per_iteration"] = wall_seconds / fitted.iterations
+        timing["split"] = False
+    if timing.get("seconds_per_iteration") is not None:
+        timing["seconds_per_iteration_per_seed"] = timing["seconds_per_iteration"] / vmapped
+    # a map with NaN or infinite output has no score: a divergence, not a result
+    not_finite = sorted(k for k, v in scores.items() if not math.isfinite(v))
+    record = {
         **cell.identity(),
         "run_id": cell.run_id,
-        "status": status,
+        "status": "diverged" if fitted.diverged or not_finite else "ok",
         "metrics": scores,
+        "reported_iterate": fitted.reported_iterate,
         "curve": [dict(point) for point in fitted.curve],
         "iterations": fitted.iterations,
-        "timing": {"train_seconds": train_seconds, "eval_seconds": eval_seconds,
-                   "seconds_per_iteration": (train_seconds / fitted.iterations
-                                             if fitted.iterations else None),
-                   "seeds_in_program": vmapped},
+        "timing": timing,
         "solver_label": cell.solver.label,
-        "solver_info": dict(fitted.info),
+        "solver_info": info,
         "pair_provenance": dict(pair.provenance),
         "device": device_description(),
+        "numerics": numerics(precision),
         "versions": versions(),
         "git": git_state(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": timestamp(),
     }
+    if len(by_iterate) > 1:
+        record["metrics_by_iterate"] = by_iterate
+    if not_finite and not fitted.diverged:
+        record["error"] = f"map output or metrics not finite: {', '.join(not_finite)}"
+    return record
+
+
+def failed_record(cell: Cell, error: Exception) -> dict:
+    """The record of a cell whose solver raised (in fit or in its maps): the error in one
+    line and its traceback. The matrix goes on, and the next run tries the cell again."""
+    line = " ".join(f"{type(error).__name__}: {error}".split())
+    return {**cell.identity(), "run_id": cell.run_id, "status": "failed", "metrics": {},
+            "curve": [], "iterations": 0, "error": line[:500],
+            "traceback": "".join(traceback.format_exception(error)),
+            "solver_label": cell.solver.label, "device": device_description(),
+            "versions": versions(), "git": git_state(), "created": timestamp()}
 
 
 def cells(pair_names: Iterable[str], solvers: Iterable[Solver], seeds: Iterable[int],
@@ -161,10 +182,37 @@ def groups(todo: list[Cell], vmap_seeds: bool) -> list[list[Cell]]:
 
 
 def summary(cell: Cell, record: dict) -> str:
+    if record["status"] == "failed":
+        return f"{cell.label}: failed: {record['error']}"
     uvp = record["metrics"].get("l2_uvp_fwd")
     shown = "n/a" if uvp is None else f"{uvp:.2f}"
     return (f"{cell.label}: {record['status']}, L2-UVP fwd {shown} "
-            f"({record['timing']['train_seconds']:.1f}s train)")
+            f"({record['timing']['wall_seconds']:.1f}s)")
+
+
+def check_cells(todo: list[Cell]) -> None:
+    """A seed or an evaluation size out of range, as one OtarenaError (it would otherwise
+    fail, or alias another seed, only after training)."""
+    for cell in todo:
+        if not 0 <= cell.seed < SEED_LIMIT:
+            raise OtarenaError(f"seed {cell.seed}: seeds are integers in [0, 2**32), "
+                               "i.e. below 2**32")
+        problem = metrics.eval_size_problem(cell.eval_size)
+        if problem:
+            raise OtarenaError(problem)
+
+
+def check_ready(pending: list[Cell], store: Store) -> None:
+    """Before any work: the data files are there and intact, the store can be written."""
+    for name, reverse in dict.fromkeys((c.pair, c.reverse) for c in pending):
+        pairs.load(name, reverse=reverse)
+    if pending:
+        store.check_writable()
+
+
+def _finished(store: Store) -> set[str]:
+    """Run ids with a record that is not a failure (failed cells are tried again)."""
+    return {r["run_id"] for r in store.records() if r.get("status") != "failed"}
 
 
 def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False,
@@ -176,10 +224,12 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
     ``{store}/.checkpoints`` every ``$OTARENA_CHECKPOINT_SECONDS`` (default 300) seconds,
     so a killed run resumes where it was.
     """
-    done = set() if force else store.ids()
-    pending = [c for c in todo if c.run_id not in done]
-    for cell in pending:  # a missing or corrupt data file fails here, before any work
-        pairs.load(cell.pair, reverse=cell.reverse)
+    check_cells(todo)
+    every = runtime.checkpoint_seconds()
+    git_state()  # read the code's commit now: a commit made during a long run must not relabel it
+    finished = set() if force else _finished(store)
+    pending = [c for c in todo if c.run_id not in finished]
+    check_ready(pending, store)  # a missing or corrupt data file fails here, before any work
     say = (lambda line: None) if quiet else (lambda line: tqdm.write(line, file=sys.stdout))
     bars = {"disable": True if quiet else None, "dynamic_ncols": True}  # None: only on a TTY
     if len(pending) < len(todo):
@@ -187,6 +237,14 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
     with tqdm(total=len(todo), initial=len(todo) - len(pending), unit="cell", desc="matrix",
               **bars) as matrix:
         for group in groups(pending, vmap_seeds):
+            if not force:  # another process on this store may have finished some meanwhile
+                finished = _finished(store)
+                for cell in (c for c in group if c.run_id in finished):
+                    matrix.update(1)
+                    say(f"{cell.label}: already recorded by another process")
+                group = [c for c in group if c.run_id not in finished]
+                if not group:
+                    continue
             stem = checkpoint_stem(store, group)
             with tqdm(total=None, unit="it", desc=group[0].label, leave=False, **bars) as bar:
                 def progress(iterations, planned, bar=bar):
@@ -194,13 +252,17 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
                     bar.update(iterations - bar.n)
 
                 context = runtime.RunContext(checkpoint=stem, progress=progress,
-                                             checkpoint_every=runtime.checkpoint_seconds())
-                records = run_cells(group, context)
+                                             checkpoint_every=every)
+                try:
+                    records = run_cells(group, context)
+                except Exception as error:  # the solver's fault: record it, go on
+                    records = [failed_record(cell, error) for cell in group]
             for record, cell in zip(records, group):
-                store.add(record, replace=force)
+                if store.add(record, replace=force):
+                    say(summary(cell, record))
+                else:
+                    say(f"{cell.label}: already recorded by another process; kept that record")
                 matrix.update(1)
-                say(summary(cell, record))
-            for leftover in stem.parent.glob(f"{stem.name}-*.pkl"):
-                leftover.unlink()
+            runtime.remove_checkpoints(stem)
     wanted = {c.run_id for c in todo}
     return [r for r in store.records() if r["run_id"] in wanted]

@@ -31,9 +31,14 @@ class Fitted:
     forward: Map
     inverse: Map | None = None
     iterations: int = 0
-    diverged: bool = False  # loss went NaN or beyond the divergence bound
+    diverged: bool = False  # stopped early by its paper's rule (w2ot: loss NaN or > 1e5 at a logged iteration)
     curve: tuple[Mapping[str, float], ...] = ()  # evaluations during training
     info: Mapping[str, Any] = field(default_factory=dict)
+    # Which iterate ``forward``/``inverse`` are ("final", or "best" where the paper's code
+    # keeps its best checkpoint), and the maps of other iterates worth recording beside it
+    # (name -> (forward, inverse)).
+    reported_iterate: str = "final"
+    alternatives: Mapping[str, tuple[Map, Map | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class Solver:
     source: str = ""  # the file that defined it
     # Optional: train several seeds in one compiled program, one Fitted per key.
     fit_seeds: Callable[[Pair, jax.Array, Budget], list[Fitted]] | None = None
+    # The engine configuration (``otarena.dual.DualSpec``) of solvers built on the engine;
+    # benchmarks time its programs directly.
+    engine_spec: Any = None
 
 
 def _solvers_of(module) -> list[Solver]:

@@ -10,15 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from otarena import matrix
 from otarena.errors import UnknownNameError
 
 HD_PAIRS = tuple(f"hd-{d}" for d in (2, 4, 8, 16, 32, 64, 128, 256))
-AMOS_ROWS = ("cycle", "objective", "cycle-lbfgs", "objective-lbfgs", "regression-lbfgs",
-             "cycle-adam", "objective-adam", "regression-adam")
 AMOS_SEEDS = {"smoke": (0,), "quick": (0, 1, 2), "paper": tuple(range(10))}
 ONE_RUN = {"smoke": (0,), "quick": (0,), "paper": (0,)}  # Korotin et al.: one run per cell
 CELEBA_PAIRS = ("celeba64-early", "celeba64-mid", "celeba64-late")
-CONV_ROWS = tuple(f"conv-{r}" for r in AMOS_ROWS)
+CONV_ROWS = matrix.paper_row_names("conv")
 
 
 @dataclass(frozen=True)
@@ -41,10 +40,10 @@ class Suite:
 
 SUITES = {s.name: s for s in [
     Suite("hd-icnn", "Amos 2023, HD table, ICNN potential (8 rows)", "amos2023-hd-icnn", HD_PAIRS,
-          tuple(f"icnn-{r}" for r in AMOS_ROWS) + ("ott-w2neuraldual",), AMOS_SEEDS,
+          matrix.paper_row_names("icnn") + ("ott-w2neuraldual",), AMOS_SEEDS,
           notes="ott-w2neuraldual is a peer row: OTT-JAX's packaging of the method"),
     Suite("hd-mlp", "Amos 2023, HD table, MLP potential (8 rows)", "amos2023-hd-mlp", HD_PAIRS,
-          tuple(f"mlp-{r}" for r in AMOS_ROWS), AMOS_SEEDS),
+          matrix.paper_row_names("mlp"), AMOS_SEEDS),
     Suite("hd-baselines", "Korotin et al. 2021, HD table: [W2], [MMv1], [MMv2], [MM], their "
           "reversed runs, [L], [C], [ID]", "korotin2021-hd", HD_PAIRS,
           ("W2", "MMv1", "MMv2", "MM", "linear", "constant", "identity"), ONE_RUN,

@@ -48,7 +48,7 @@ def test_lbfgs_in_float32_gets_as_close_as_float32_allows():
 
 @pytest.mark.parametrize("name", ["lbfgs", "adam"])
 def test_amos_settings_stop_at_the_gradient_tolerance(name):
-    solver = conjugate.SOLVERS[name]
+    solver = conjugate.SETTINGS[name]
     psi_batch, y, exact = random_quadratic(jax.random.key(2), n=64)
     solution = jax.jit(lambda y, x0: solver.solve_batch(psi_batch, y, x0))(y, y)
     grad = jax.vmap(jax.grad(lambda x, yi: psi_batch(x[None])[0] - x @ yi))(solution.x, y)
@@ -60,13 +60,46 @@ def test_amos_settings_stop_at_the_gradient_tolerance(name):
 
 def test_lbfgs_is_faster_than_adam_on_a_quadratic():
     psi_batch, y, _ = random_quadratic(jax.random.key(3), n=32)
-    iters = {name: int(np.mean(conjugate.SOLVERS[name].solve_batch(psi_batch, y, y).iterations))
+    iters = {name: int(np.mean(conjugate.SETTINGS[name].solve_batch(psi_batch, y, y).iterations))
              for name in ("lbfgs", "adam")}
     assert iters["lbfgs"] < iters["adam"]
 
 
-def test_a_start_at_the_answer_takes_no_step():
+@pytest.mark.parametrize("name", ["lbfgs", "lbfgs-high-precision"])
+def test_lbfgs_always_takes_a_step_as_w2ot(name):
+    """w2ot tests convergence after a step, never before: a warm start within gtol still
+    gets a step, so a fine-tuned conjugate ends closer than its start. (Returning the start
+    unchanged made the regression loss exactly 0.)"""
     psi_batch, y, exact = random_quadratic(jax.random.key(4))
-    solution = conjugate.SOLVERS["lbfgs"].solve_batch(psi_batch, y, exact)
-    assert int(solution.iterations.max()) == 0
-    np.testing.assert_array_equal(np.asarray(solution.x), np.asarray(exact))
+    start = exact + 1e-3 * jax.random.normal(jax.random.key(5), exact.shape)
+    solution = conjugate.SETTINGS[name].solve_batch(psi_batch, y, start)
+    assert int(solution.iterations.min()) >= 1
+    before = float(jnp.max(jnp.abs(start - exact)))
+    after = float(jnp.max(jnp.abs(solution.x - exact)))
+    assert after < 0.9 * before
+
+
+@pytest.mark.parametrize("line_search", ["parallel", "backtracking"])
+def test_lbfgs_first_step_is_the_full_gradient_step(line_search):
+    """The first direction is -grad J (inverse-Hessian scale 1, not capped at unit norm as
+    optax's L-BFGS does): on J(x) = |x|^2/2 - <x, y> it lands on y in one step from any start."""
+    y = jnp.array([[3.0, -4.0], [10.0, 2.0]])
+    far = jnp.array([[-20.0, 30.0], [0.0, 0.0]])
+    solver = conjugate.LBFGS(line_search=line_search, gtol=1e-3)
+    solution = solver.solve_batch(lambda x: 0.5 * jnp.sum(x * x, axis=1), y, far)
+    np.testing.assert_array_equal(np.asarray(solution.iterations), [1, 1])
+    np.testing.assert_allclose(np.asarray(solution.x), np.asarray(y), rtol=1e-6)
+
+
+def test_lbfgs_stops_after_max_iter_plus_one_steps_as_w2ot():
+    """w2ot tests ``k >= max_iter`` before counting the step: at most max_iter + 1 steps."""
+    psi_batch, y, _ = random_quadratic(jax.random.key(6), dim=8, n=4)
+    solver = conjugate.LBFGS(gtol=0.0, max_iter=2, ftol=-1.0)  # never converges, never stalls
+    assert int(solver.solve_batch(psi_batch, y, y + 5.0).iterations.max()) == 3
+
+
+def test_the_settings_are_w2ots_two_lbfgs_configurations():
+    fast, precise = conjugate.SETTINGS["lbfgs"], conjugate.SETTINGS["lbfgs-high-precision"]
+    assert (fast.gtol, fast.line_search, fast.ls_evaluations) == (0.1, "parallel", 10)
+    assert (precise.gtol, precise.line_search, precise.ls_evaluations) == (1e-3, "backtracking", 30)
+    assert fast.max_iter == precise.max_iter == 100

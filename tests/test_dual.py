@@ -3,11 +3,12 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from otarena import pairs, report, runner, solver
 from otarena.budgets import Budget
-from otarena.dual import DualSpec, Engine, Optimizer, train
+from otarena.dual import BestIterate, DualSpec, Engine, Optimizer, StopRule, train
 from otarena.models.networks import Model
 from otarena.store import Store
 
@@ -83,19 +84,78 @@ def test_dual_loss_detaches_the_conjugate_point():
     assert float(g["a"]) == pytest.approx(float(expected))
 
 
-def test_a_diverging_run_is_recorded_as_diverged(tmp_path):
-    spec = DualSpec(potential="mlp", amortizer="residual-mlp", amortization="objective",
+def _exploding(stop, iterations=200, every=20, amortization="cycle"):
+    return DualSpec(potential="mlp", amortizer="residual-mlp", amortization=amortization,
                     conjugate_solver=None, optimizer=Optimizer(lr=50.0, cosine_final_fraction=None),
-                    iterations={"smoke": 200}, pretrain_steps={"smoke": 10}, eval_every={"smoke": 20})
+                    iterations={"smoke": iterations}, pretrain_steps={"smoke": 10},
+                    eval_every={"smoke": every}, stop=stop)
+
+
+def test_a_diverging_run_stops_at_a_logged_iteration_as_w2ot(tmp_path):
+    """w2ot checks the total loss of the batch at the logged iterations (the first and every
+    1000th; every 20th here) and exits there: the run is recorded as diverged, with the
+    iterations it ran and the metrics of the parameters it stopped with."""
+    spec = _exploding(StopRule(every=20, bound=1e5))
     boom = solver.Solver("boom", lambda p, k, b: train(p, spec, k[None], b)[0], {"lr": 50.0})
     cell = runner.Cell("hd-2", False, boom, 0, Budget("smoke"), 4096)
     [record] = runner.run_cells([cell])
     assert record["status"] == "diverged"
-    assert record["iterations"] < 200
-    assert all(np.isfinite(v) for v in record["metrics"].values())  # last good evaluation
+    assert record["iterations"] < 200 and record["iterations"] % 20 == 0
+    assert record["curve"][-1]["stopped"] and record["curve"][-1]["iteration"] == record["iterations"]
     Store(tmp_path).add(record)
     table = report.table(report.frame(Store(tmp_path).records()), "hd", "l2_uvp_fwd")
     assert table.loc["boom", "hd-2"] == ">100"
+
+
+def test_objective_rows_never_stop_because_their_total_loss_cancels():
+    """With objective amortization and no fine-tuning, psi's blow-up enters the dual and the
+    amortization terms with opposite signs: the total that w2ot checks stays small, so w2ot
+    never exits such a run (its UVP enters the seed mean instead)."""
+    [fitted] = train(pairs.load("hd-2"), _exploding(StopRule(every=20), amortization="objective"),
+                     jax.random.key(0)[None], Budget("smoke"))
+    assert not fitted.diverged and fitted.iterations == 200
+    assert abs(fitted.curve[-1]["dual"]) > 1e5 > abs(fitted.curve[-1]["loss"])
+
+
+def test_the_stop_rule_looks_only_at_logged_iterations():
+    """Between logged iterations a blown-up loss does not stop the run (w2ot never sees it)."""
+    [fitted] = train(pairs.load("hd-2"), _exploding(StopRule(every=1000)), jax.random.key(0)[None],
+                     Budget("smoke"))
+    assert not fitted.diverged and fitted.iterations == 200
+    assert fitted.info["nonfinite_loss_seen"] or fitted.curve[-1]["loss"] > 1e5
+
+
+def test_without_a_stop_rule_a_run_never_stops():
+    [fitted] = train(pairs.load("hd-2"), _exploding(None, every=50), jax.random.key(0)[None],
+                     Budget("smoke"))
+    assert not fitted.diverged and fitted.iterations == 200
+
+
+def test_the_best_iterate_is_reported_and_the_final_one_kept_beside_it():
+    """Korotin's notebooks keep the checkpoint with the lowest L2-UVP on fresh points."""
+    spec = DualSpec(potential="mlp", amortizer="residual-mlp", amortization="cycle",
+                    conjugate_solver=None, iterations={"smoke": 300}, pretrain_steps={"smoke": 10},
+                    eval_every={"smoke": 100}, stop=None,
+                    best_iterate=BestIterate(every=100, size=1024))
+    pair = pairs.load("hd-2")
+    [fitted] = train(pair, spec, jax.random.key(0)[None], Budget("smoke"))
+    assert fitted.reported_iterate == "best" and set(fitted.alternatives) == {"final"}
+    best = fitted.info["best_iterate"]
+    assert best["forward_at"] in (1, 101, 201)
+    from otarena import metrics
+    chosen = metrics.evaluate(pair, fitted.forward, size=16384)["l2_uvp_fwd"]
+    final = metrics.evaluate(pair, fitted.alternatives["final"][0], size=16384)["l2_uvp_fwd"]
+    # the reported maps are the checkpoint scored best on fresh points, not the final ones
+    assert chosen == pytest.approx(best["l2_uvp_fwd_fresh"], rel=0.15)
+    assert chosen != pytest.approx(final, rel=1e-4)
+
+
+def test_cosine_schedule_matches_optax_over_w2ots_decay_steps():
+    opt = Optimizer()
+    schedule = optax.cosine_decay_schedule(5e-4, 6001, 1e-4)
+    for t in (0, 1, 3000, 5999, 6000, 7000):
+        assert float(opt.learning_rate(jnp.asarray(t), jnp.asarray(6001))) == pytest.approx(
+            float(schedule(t)), rel=1e-6)
 
 
 def test_vmapped_seeds_match_separate_runs():

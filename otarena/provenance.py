@@ -1,0 +1,78 @@
+"""Where a record comes from: the device, package versions, the code's commit, the time.
+
+Everything that writes records (the runner, the Meta OT suite, image-pair builds) takes
+its provenance from here, so the fields mean the same everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import jax
+
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding otarena's code
+
+
+def device_description() -> dict:
+    device = jax.devices()[0]
+    return {"platform": device.platform, "kind": device.device_kind,
+            "count": jax.device_count(), "host": platform.node()}
+
+
+@lru_cache(maxsize=1)
+def versions() -> dict:
+    import flax
+    import jaxlib
+    import numpy
+    import optax
+
+    found = {"python": sys.version.split()[0], "jax": jax.__version__,
+             "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+             "optax": optax.__version__, "numpy": numpy.__version__}
+    for optional in ("torch", "ott"):
+        if optional in sys.modules:
+            found["ott-jax" if optional == "ott" else optional] = sys.modules[optional].__version__
+    return found
+
+
+def _git(*args) -> str:
+    return subprocess.run(["git", *args], cwd=CODE_ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@lru_cache(maxsize=1)
+def git_state() -> dict:
+    """The commit of the checkout that holds otarena's code, read once per process (so a
+    commit made while a long run trains does not relabel it).
+
+    ``dirty``: the code differs from that commit; the result store and reports change with
+    every record, so they do not count. A copy of the code inside another git repository
+    (or outside any) has no known commit: ``commit`` is None and ``note`` says why.
+    """
+    try:
+        top = Path(_git("rev-parse", "--show-toplevel")).resolve()
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None, "note": "not in a git checkout"}
+    if top != CODE_ROOT:
+        return {"commit": None, "dirty": None,
+                "note": f"the code is a copy inside another repository ({top})"}
+    try:
+        return {"commit": _git("rev-parse", "HEAD"),
+                "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                   ":(exclude)results", ":(exclude)reports"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None, "note": "git could not read the checkout"}
+
+
+def numerics(matmul_precision: str) -> dict:
+    """How the run's floating point was set up (TF32 or full fp32 matmuls on a GPU)."""
+    return {"matmul_precision": matmul_precision, "x64": bool(jax.config.jax_enable_x64)}
+
+
+def timestamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
