@@ -540,7 +540,7 @@ def _prefixed(prefix: str, values) -> dict:
 def record_versions() -> dict:
     import ott
 
-    from otarena.runner import versions
+    from otarena.provenance import versions
     return {**versions(), "ott-jax": ott.__version__}
 
 
@@ -552,7 +552,7 @@ def identity(family: ProblemFamily, name: str, seed: int | None, budget, plan: P
     test instances were drawn are part of it, so records of different instance sets never
     share a run id, whether an option was given or defaulted.
     """
-    from otarena.runner import device_description
+    from otarena.provenance import device_description
     from otarena.store import SCHEMA
 
     device = device_description()
@@ -576,7 +576,7 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
     iterations); learned initializers get one record per seed, the others one in all.
     Trained models are cached under ``artifacts`` (see ``otarena.metaot.artifacts_dir``).
     """
-    from otarena.runner import device_description, git_state
+    from otarena.provenance import device_description, git_state
     from otarena.store import run_id
 
     for name in initializers:
