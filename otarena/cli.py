@@ -61,7 +61,7 @@ def _positive(text: str) -> int:
 
 def _cells(args, budget, extra_solvers=()):
     """The cells a `run` asks for: a suite (narrowed by the flags) or an ad-hoc selection."""
-    from otarena import pairs, runner, solver, suites
+    from otarena import metrics, pairs, runner, solver, suites
 
     by_name = {s.name: s for s in extra_solvers}
 
@@ -75,7 +75,8 @@ def _cells(args, budget, extra_solvers=()):
         for name in pair_names:
             pairs.family_of(name)  # unknown names fail before any work
         return runner.cells(pair_names, [get(n) for n in _csv(args.solvers)],
-                            args.seeds or [0], budget, args.eval_size, reverse=args.reverse)
+                            args.seeds or [0], budget, args.eval_size or metrics.DEFAULT_EVAL_SIZE,
+                            reverse=args.reverse)
     suite = suites.get(args.suite)
     chosen_pairs = _csv(args.pairs) if args.pairs else list(suite.pairs)
     chosen_solvers = _csv(args.solvers) if args.solvers else None
@@ -99,7 +100,8 @@ def _cells(args, budget, extra_solvers=()):
     for names, reverse in ((suite.solvers, False), (suite.reversed_solvers, True)):
         picked = [n for n in names if chosen_solvers is None or n in chosen_solvers or
                   (reverse and f"{n}:R" in chosen_solvers)]
-        todo += runner.cells(ready, [get(n) for n in picked], seeds, budget, args.eval_size,
+        todo += runner.cells(ready, [get(n) for n in picked], seeds, budget,
+                             args.eval_size or suite.eval_size,
                              reverse=reverse)
     return todo
 
@@ -345,8 +347,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
     run.add_argument("--iterations", type=_positive, help="override the budget's iterations")
     run.add_argument("--eval-every", type=_positive, help="override the budget's evaluation period")
-    run.add_argument("--eval-size", type=_eval_size, default=4096,
-                     help="evaluation points (default 4096, fixed key)")
+    run.add_argument("--eval-size", type=_eval_size, default=None,
+                     help="evaluation points (default: the suite's, 2^14 for the Amos HD "
+                          "suites as w2ot, else 4096; fixed key)")
     run.add_argument("--reverse", action="store_true", help="swap source and target of every pair")
     run.add_argument("--results", default="results", help="result store directory (default results/)")
     run.add_argument("--force", action="store_true", help="redo cells already in the store")

@@ -106,7 +106,7 @@ def _record(cell: Cell, pair, fitted, wall_seconds: float, vmapped: int, precisi
     parameters it stopped with, which the Amos tables average in as w2ot does.
     """
     start = time.perf_counter()
-    scores = _scores(cell, pair, fitted.forward, fitted.inverse)
+    scores = {**_scores(cell, pair, fitted.forward, fitted.inverse), **fitted.exact_metrics}
     by_iterate = {fitted.reported_iterate: scores}
     for name, (forward, inverse) in fitted.alternatives.items():
         by_iterate[name] = _scores(cell, pair, forward, inverse)

@@ -39,6 +39,9 @@ class Fitted:
     # (name -> (forward, inverse)).
     reported_iterate: str = "final"
     alternatives: Mapping[str, tuple[Map, Map | None]] = field(default_factory=dict)
+    # Metrics known exactly, which replace the estimates from samples (the official code
+    # sets the constant map's L2-UVP to 100, its value by construction).
+    exact_metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
