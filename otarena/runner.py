@@ -215,12 +215,61 @@ def _finished(store: Store) -> set[str]:
     return {r["run_id"] for r in store.records() if r.get("status") != "failed"}
 
 
+PROGRESS_SECONDS = 30.0
+
+
+class _Eta:
+    """Time left for the matrix: the mean time of the cells done so far times the cells left
+    (cells differ in cost, so it is a rough guide that sharpens as cells finish)."""
+
+    def __init__(self, total: int):
+        self.total, self.finished, self.start = total, 0, time.monotonic()
+
+    def done(self, cells: int):
+        self.finished += cells
+
+    def text(self) -> str:
+        left = self.total - self.finished
+        if not self.finished or not left:
+            return f" [{self.finished}/{self.total}]"
+        seconds = (time.monotonic() - self.start) / self.finished * left
+        return f" [{self.finished}/{self.total}, about {_duration(seconds)} left]"
+
+
+class _ProgressLines:
+    """Where no progress bar can be drawn (a log, CI): a line every PROGRESS_SECONDS with the
+    iterations done, the rate and the time left for the running cell."""
+
+    def __init__(self, label: str, say, enabled: bool):
+        self.label, self.say, self.enabled = label, say, enabled
+        self.first = None  # (time, iterations) at the first report: compiling is over then
+
+    def __call__(self, iterations: int, planned: int):
+        now = time.monotonic()
+        if self.first is None:
+            self.first = self.last = now, iterations
+            return
+        if not self.enabled or now - self.last[0] < PROGRESS_SECONDS or iterations >= planned:
+            return
+        self.last = now, iterations
+        rate = (iterations - self.first[1]) / max(now - self.first[0], 1e-9)
+        self.say(f"  {self.label}: {iterations}/{planned} iterations, {rate:.0f} it/s, "
+                 f"about {_duration((planned - iterations) / max(rate, 1e-9))} left")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False,
         vmap_seeds: bool = False) -> list[dict]:
     """Run every cell whose record is not in the store (all of them with ``force``).
 
-    Shows a progress bar for the matrix and one for the iterations of the running cell,
-    and a line per finished cell, unless ``quiet``. Training state is checkpointed under
+    Shows a progress bar for the matrix and one for the iterations of the running cell
+    (on a terminal; elsewhere a progress line every ``PROGRESS_SECONDS``), and a line per
+    finished cell with the time left for the matrix, unless ``quiet``. Training state is checkpointed under
     ``{store}/.checkpoints`` every ``$OTARENA_CHECKPOINT_SECONDS`` (default 300) seconds,
     so a killed run resumes where it was.
     """
@@ -234,6 +283,7 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
     bars = {"disable": True if quiet else None, "dynamic_ncols": True}  # None: only on a TTY
     if len(pending) < len(todo):
         say(f"{len(todo) - len(pending)} of {len(todo)} cells already in {store.root}")
+    eta = _Eta(len(pending))
     with tqdm(total=len(todo), initial=len(todo) - len(pending), unit="cell", desc="matrix",
               **bars) as matrix:
         for group in groups(pending, vmap_seeds):
@@ -247,9 +297,12 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
                     continue
             stem = checkpoint_stem(store, group)
             with tqdm(total=None, unit="it", desc=group[0].label, leave=False, **bars) as bar:
-                def progress(iterations, planned, bar=bar):
+                lines = _ProgressLines(group[0].label, say, enabled=bar.disable and not quiet)
+
+                def progress(iterations, planned, bar=bar, lines=lines):
                     bar.total = planned
                     bar.update(iterations - bar.n)
+                    lines(iterations, planned)
 
                 context = runtime.RunContext(checkpoint=stem, progress=progress,
                                              checkpoint_every=every)
@@ -257,9 +310,10 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
                     records = run_cells(group, context)
                 except Exception as error:  # the solver's fault: record it, go on
                     records = [failed_record(cell, error) for cell in group]
+            eta.done(len(group))
             for record, cell in zip(records, group):
                 if store.add(record, replace=force):
-                    say(summary(cell, record))
+                    say(summary(cell, record) + eta.text())
                 else:
                     say(f"{cell.label}: already recorded by another process; kept that record")
                 matrix.update(1)
