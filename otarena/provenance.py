@@ -24,6 +24,15 @@ def device_description() -> dict:
             "count": jax.device_count(), "host": platform.node()}
 
 
+def device_text(device: dict | None) -> str:
+    """'cpu', 'gpu NVIDIA H200': the platform and the kind of device a record ran on."""
+    device = device or {}
+    platform, kind = device.get("platform"), device.get("kind")
+    if not platform:
+        return "device not recorded"
+    return platform if kind in (None, "", platform) else f"{platform} {kind}"
+
+
 @lru_cache(maxsize=1)
 def versions() -> dict:
     import flax

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from otarena import pairs
+from otarena.provenance import device_text
 from otarena.store import run_id
 
 METRICS = {
@@ -31,15 +32,6 @@ HUGE = 100.0
 
 
 BUDGET_ORDER = {"smoke": 0, "quick": 1, "paper": 2}
-
-
-def device_text(device: dict | None) -> str:
-    """'cpu', 'gpu NVIDIA H200': the platform and the kind of device a record ran on."""
-    device = device or {}
-    platform, kind = device.get("platform"), device.get("kind")
-    if not platform:
-        return "device not recorded"
-    return platform if kind in (None, "", platform) else f"{platform} {kind}"
 
 
 def budget_text(budget: dict) -> str:
@@ -320,14 +312,19 @@ def write(records: list[dict], out_dir: str | Path, figures: bool = True) -> lis
                 path = out_dir / f"{family}_{metric}.tex"
                 path.write_text(latex(df, family, metric))
                 written.append(path)
-    from otarena import fidelity
+    from otarena import fidelity, runtime_report
 
+    runtime_md = runtime_report.markdown(records)
+    if runtime_md:
+        (out_dir / "runtime.md").write_text(runtime_md)
+        written.append(out_dir / "runtime.md")
     fidelity_md = fidelity.markdown(df)
     if fidelity_md:
         for name, text in (("fidelity.md", fidelity_md), ("fidelity.tex", fidelity.latex(df))):
             (out_dir / name).write_text(text)
             written.append(out_dir / name)
     path = out_dir / "summary.md"
-    path.write_text(markdown(df) + "\n" + "\n".join(sections) + "\n" + fidelity_md)
+    path.write_text(markdown(df) + "\n" + "\n".join(sections) + "\n" + fidelity_md
+                    + ("\n" + runtime_md if runtime_md else ""))
     written.append(path)
     return written
