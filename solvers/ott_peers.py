@@ -23,17 +23,22 @@ def _batches(pair, key, sample):
     return (draw(jax.random.fold_in(key, i)) for i in itertools.count())
 
 
-def fit(pair, key, budget):
+def w2neuraldual(pair, key, iterations):
+    """The configured OTT solver (``benchmarks.throughput`` times its training step)."""
     from ott.neural.methods.neuraldual import W2NeuralDual
     from ott.neural.networks.icnn import ICNN
 
-    iterations = budget.pick(ITERATIONS)
-    k_net, k_src, k_tgt, k_val = jax.random.split(key, 4)
     hidden = amos_hidden_sizes(pair.dim)
-    solver = W2NeuralDual(
+    return W2NeuralDual(
         dim_data=pair.dim, neural_f=ICNN(dim_data=pair.dim, dim_hidden=hidden),
         neural_g=ICNN(dim_data=pair.dim, dim_hidden=hidden), num_train_iters=iterations,
-        valid_freq=max(iterations, 2), rng=k_net, amortization_loss="regression")
+        valid_freq=max(iterations, 2), rng=key, amortization_loss="regression")
+
+
+def fit(pair, key, budget):
+    iterations = budget.pick(ITERATIONS)
+    k_net, k_src, k_tgt, k_val = jax.random.split(key, 4)
+    solver = w2neuraldual(pair, k_net, iterations)
     potentials = solver(_batches(pair, k_src, pair.sample_source),
                         _batches(pair, k_tgt, pair.sample_target),
                         _batches(pair, k_val, pair.sample_source),
