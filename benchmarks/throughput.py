@@ -326,6 +326,21 @@ def summary(rows, found_ratios, projection) -> list[str]:
     return lines
 
 
+def report(payload: dict) -> None:
+    device = payload.get("device", {})
+    print(f"{code_line(payload)}device: {device.get('platform')}: {device.get('kind')}; "
+          f"{len(payload['rows'])} rows{'' if payload.get('complete') else ' (cut off before the end)'}")
+    for row in payload["rows"]:
+        print(describe(row))
+    for line in summary(payload["rows"], payload.get("ratios", []), payload["projection"]):
+        print(line)
+
+
+def code_line(payload: dict) -> str:
+    git = payload.get("git") or {}
+    return f"code {(git.get('commit') or 'unknown')[:12]}{' (dirty)' if git.get('dirty') else ''}; "
+
+
 def _write(path: str | None, payload: dict) -> None:
     if path:
         tmp = Path(f"{path}.tmp")
@@ -348,7 +363,11 @@ def main(argv=None):
                         help="rows of the full HD matrix, for the scaled projection")
     parser.add_argument("--json", help="write every row, the ratios, the projection, the "
                         "device and the versions here (rewritten after each row)")
+    parser.add_argument("--report", metavar="JSON", help="print the rows and ratios of a file "
+                        "written by --json (e.g. one a GPU session brought back), then exit")
     args = parser.parse_args(argv)
+    if args.report:
+        return report(json.loads(Path(args.report).read_text()))
     todo = parse_rows(args.rows)
     check_rows(todo)
     env = environment()
