@@ -16,18 +16,37 @@ def _csv(text: str) -> list[str]:
 
 
 def _seeds(text: str) -> list[int]:
-    """'0,1,5' or '0-9' or a mix."""
+    """'0,1,5' or '0-9' or a mix; every seed in [0, 2**32)."""
+    from otarena.runner import SEED_LIMIT
+
     seeds = []
     for part in _csv(text):
         try:
             if "-" in part:
                 lo, hi = (int(v) for v in part.split("-", 1))
+                if lo > hi:
+                    raise argparse.ArgumentTypeError(f"reversed seed range {part!r}: write {hi}-{lo}")
                 seeds.extend(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad seed list {text!r}: use e.g. 0,1,2 or 0-9") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seeds in {text!r}: use e.g. 0,1,2 or 0-9")
+    if max(seeds) >= SEED_LIMIT:
+        # jax.random.key keeps 32 bits: 2**32 would silently be seed 0 again
+        raise argparse.ArgumentTypeError(f"seed {max(seeds)} is too large: seeds are below 2**32")
     return seeds
+
+
+def _eval_size(text: str) -> int:
+    from otarena import metrics
+
+    value = _positive(text)
+    problem = metrics.eval_size_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
 
 
 def _positive(text: str) -> int:
@@ -63,6 +82,11 @@ def _cells(args, budget, extra_solvers=()):
     for name in chosen_pairs:
         if name not in suite.pairs:
             raise OtarenaError(f"pair {name!r} is not in suite {suite.name}")
+    rows = list(suite.solvers) + [f"{n}:R" for n in suite.reversed_solvers]
+    for name in chosen_solvers or []:
+        if name not in rows and name not in suite.reversed_solvers:
+            raise OtarenaError(f"solver {name!r} is not in suite {suite.name}; its rows: "
+                               f"{', '.join(rows)}")
     ready = []
     for name in chosen_pairs:
         why = pairs.problem(name)
@@ -135,13 +159,22 @@ def cmd_run(args) -> int:
         print(f"L2-UVP fwd (%) on {family}, mean ± std over seeds:")
         print(report.table(df, family, "l2_uvp_fwd").to_string())
     print(f"\n{len(records)} records in {store.root}")
-    return 0
+    return _failures(records)
+
+
+def _failures(records: list[dict]) -> int:
+    """Exit code 1, and one line, when a solver failed in some cells (the matrix went on)."""
+    failed = [r for r in records if r.get("status") == "failed"]
+    if failed:
+        print(f"otarena: {len(failed)} of {len(records)} cells failed; each record holds its "
+              "error and traceback, and the next run tries them again", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_compare(args) -> int:
     from otarena import compare, runner, solver
     from otarena.budgets import Budget
-    from otarena.store import Store
+    from otarena.store import Store, writable_folder
 
     mine = solver.load_file(args.solver_file)
     budget = Budget(args.budget, iterations=args.iterations, eval_every=args.eval_every)
@@ -153,21 +186,25 @@ def cmd_compare(args) -> int:
                            "--against also names; rename the solver")
     todo = runner.cells(pair_names, mine + against, args.seeds or [0], budget, args.eval_size)
     store = Store(args.results)
-    records = runner.run(todo, store, quiet=args.quiet, vmap_seeds=args.vmap_seeds)
     out = Path(args.out or Path("reports") / "compare" / Path(args.solver_file).stem)
+    writable_folder(out, "the comparison folder")  # before the training, not after
+    records = runner.run(todo, store, quiet=args.quiet, vmap_seeds=args.vmap_seeds)
     for path in compare.write(records, [s.name for s in mine], [s.name for s in against],
                               pair_names, out):
         print(path)
-    return 0
+    return _failures(records)
 
 
 def cmd_report(args) -> int:
     from otarena import report
     from otarena.store import Store
 
+    from otarena.store import writable_folder
+
     records = Store(args.results).records()
     if not records:
         raise OtarenaError(f"no result records in {args.results}; run `otarena run` first")
+    writable_folder(args.out, "the report folder")
     for path in report.write_all(records, args.out):
         print(path)
     return 0
@@ -238,7 +275,7 @@ def cmd_data(args) -> int:
         bad = 0
         for f in files:
             state, detail = data.status(f)
-            bad += state in ("missing", "corrupt")
+            bad += state in data.UNUSABLE
             print(f"{state:<10} {f.path}" + ("" if state == "ok" else f"  ({detail})"))
         print(f"{len(files) - bad} of {len(files)} files usable in {data.data_dir()}")
         return 1 if bad else 0
@@ -308,7 +345,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
     run.add_argument("--iterations", type=_positive, help="override the budget's iterations")
     run.add_argument("--eval-every", type=_positive, help="override the budget's evaluation period")
-    run.add_argument("--eval-size", type=_positive, default=4096,
+    run.add_argument("--eval-size", type=_eval_size, default=4096,
                      help="evaluation points (default 4096, fixed key)")
     run.add_argument("--reverse", action="store_true", help="swap source and target of every pair")
     run.add_argument("--results", default="results", help="result store directory (default results/)")
@@ -342,7 +379,7 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
     cmp.add_argument("--iterations", type=_positive, help="override the budget's iterations")
     cmp.add_argument("--eval-every", type=_positive, help="override the budget's evaluation period")
-    cmp.add_argument("--eval-size", type=_positive, default=4096, help="evaluation points (default 4096)")
+    cmp.add_argument("--eval-size", type=_eval_size, default=4096, help="evaluation points (default 4096)")
     cmp.add_argument("--results", default="results", help="result store (default results/)")
     cmp.add_argument("--out", help="output folder (default reports/compare/<file stem>)")
     cmp.add_argument("--vmap-seeds", action="store_true", help="train seeds in one program")
