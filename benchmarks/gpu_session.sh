@@ -22,14 +22,15 @@
 #   session.log             this script's output and every step's
 #   throughput.json         rewritten after every row (device, versions, rows, ratios)
 #   sampling.json           rewritten after every dimension
-#   fidelity-records.jsonl  the records of the cells that finished (after each cell)
-#   metaot-records.jsonl    the Meta OT records that finished (one per initializer)
+#   records-gpu.jsonl       the records of the fidelity cells that finished (after each cell)
+#   metaot-sinkhorn-gpu.jsonl  the Meta OT records that finished (one per initializer)
 #   checkpoints.tar.gz      the training state of cut-off cells (after each cell)
+# The two record files are named as otarena's store reads them: append them to the files
+# of the same names in results/ and commit (each record names its device).
 # A cell cut off at its share loses at most the last $OTARENA_CHECKPOINT_SECONDS (20 s) of
 # training: its state is in checkpoints.tar.gz, and the next session continues it after
 #   bash benchmarks/gpu_prepare.sh --resume <files_at>/checkpoints.tar.gz
-# Cells whose records are in results/*.jsonl (commit fidelity-records.jsonl there) are
-# skipped. A Meta OT initializer cut off in training is lost (its trained model stays on
+# Cells whose records are in results/ are skipped. A Meta OT initializer cut off in training is lost (its trained model stays on
 # the device machine).
 #
 # GPU_SESSION_DRY_RUN=1 (or --dry-run) runs the same steps on a CPU with tiny budgets and
@@ -94,8 +95,8 @@ step() {
   echo "## $name: rc=$rc$([ $rc = 124 ] || [ $rc = 137 ] && echo ', cut at its share') after $(($(date +%s) - t0)) s"
 }
 collect() {  # the records and checkpoints so far, into $OUT
-  [ -s "$STORE/records.jsonl" ] && cp "$STORE/records.jsonl" "$OUT/fidelity-records.jsonl"
-  [ -s "$STORE/metaot-sinkhorn.jsonl" ] && cp "$STORE/metaot-sinkhorn.jsonl" "$OUT/metaot-records.jsonl"
+  [ -s "$STORE/records.jsonl" ] && cp "$STORE/records.jsonl" "$OUT/records-gpu.jsonl"
+  [ -s "$STORE/metaot-sinkhorn.jsonl" ] && cp "$STORE/metaot-sinkhorn.jsonl" "$OUT/metaot-sinkhorn-gpu.jsonl"
   if compgen -G "$STORE/.checkpoints/*.pkl" >/dev/null; then
     tar -czf "$OUT/checkpoints.tar.gz.tmp" -C "$STORE" .checkpoints \
       && mv "$OUT/checkpoints.tar.gz.tmp" "$OUT/checkpoints.tar.gz"
@@ -136,15 +137,20 @@ print('jax devices:', jax.devices())"
 source_env=$(timeout 30 "$PY" -m benchmarks.gpu_source check .gpu-data/source.json) && eval "$source_env"
 echo "code: ${OTARENA_CODE_COMMIT:-commit unknown unless this copy has its .git}"
 rm -rf "$STORE" && mkdir -p "$STORE"
-for f in results/*.jsonl; do  # finished cells are skipped; new records go to their own files
-  [ -f "$f" ] && cp "$f" "$STORE/committed-$(basename "$f")"
+# The committed records, under names the store reads (records*.jsonl, metaot-sinkhorn*.jsonl),
+# so finished cells are skipped; new records go to records.jsonl and metaot-sinkhorn.jsonl.
+for kind in records metaot-sinkhorn; do
+  for f in results/"$kind"*.jsonl; do
+    [ -f "$f" ] && cp "$f" "$STORE/$kind-committed-$(basename "$f")"
+  done
 done
 if [ -f .gpu-data/checkpoints.tar.gz ]; then
   tar -xzf .gpu-data/checkpoints.tar.gz -C "$STORE"
   timeout 30 "$PY" -c "
 import pickle, sys
 for p in sys.argv[1:]:
-    s = pickle.load(open(p, 'rb'))
+    head, _, body = open(p, 'rb').read().partition(b'\n')  # otarena.runtime's digest line
+    s = pickle.loads(body)
     print('resume:', p.split('/')[-1], 'at iteration', s['done'], 'seconds', {k: round(v) for k, v in s.get('seconds', {}).items()})
 " "$STORE"/.checkpoints/*.pkl
 fi
