@@ -11,7 +11,7 @@
 #               copy's files against .gpu-data/source.json (then records name the commit)
 #   throughput  benchmarks/throughput.py: [W2] hd-16 1 vs 10 vmapped seeds, the L-BFGS rows
 #               vs OTT's W2NeuralDual step, then the programs of the paper cells below
-#               (compiled into the persistent cache, which the cells then load)   cap 150 s
+#               (compiled into the persistent cache, which the cells then load)   cap 180 s
 #   sampling    benchmarks/sampling_speed.py on hd-16, otarena vs the official-style
 #               PyTorch push                                                       cap  30 s
 #   fidelity    the paper-budget cells of the fidelity issue, 10 vmapped seeds each, one
@@ -65,7 +65,7 @@ if [ "$DRY" = 1 ]; then  # the same steps, sized for a CPU
 else
   PY=${PYTHON:-python3}
   DEADLINE=${GPU_SESSION_SECONDS:-560}
-  CAP_THROUGHPUT=${GPU_CAP_THROUGHPUT:-150} CAP_SAMPLING=${GPU_CAP_SAMPLING:-30}
+  CAP_THROUGHPUT=${GPU_CAP_THROUGHPUT:-180} CAP_SAMPLING=${GPU_CAP_SAMPLING:-30}
   CAP_FIDELITY=${GPU_CAP_FIDELITY:-240}
   ROWS=${GPU_THROUGHPUT_ROWS:-}  # empty: benchmarks/throughput.py's DEFAULT_ROWS
   THROUGHPUT_ARGS="--repeats 3"

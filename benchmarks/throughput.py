@@ -49,8 +49,8 @@ OTT_BATCH = 1024  # solvers/ott_peers.py; the engine rows train on batches of 10
 # session's paper cells (their compiled code is reused from the compile cache there).
 DEFAULT_ROWS = ("W2@hd-16x1,W2@hd-16x10,icnn-regression-lbfgs-high-precision@hd-16x1,"
                 f"{OTT}@hd-16,icnn-regression-lbfgs@hd-16x1,"
-                "icnn-regression-lbfgs-high-precision@hd-16x10,W2@hd-8x10,"
-                "icnn-regression-lbfgs-high-precision@hd-8x10")
+                "W2@hd-8x10,icnn-regression-lbfgs-high-precision@hd-8x10,"
+                "icnn-regression-lbfgs-high-precision@hd-16x10")
 GOALS = {"vmap_ratio_max": 2.0, "ott_ratio_min": 100.0}
 METHOD = ("ahead-of-time compile (lower, compile) timed apart; identity pretraining; one warm "
           "call; then the median of `repeats` timed calls with block_until_ready. Engine rows: "

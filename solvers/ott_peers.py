@@ -28,10 +28,11 @@ def w2neuraldual(pair, key, iterations):
     from ott.neural.methods.neuraldual import W2NeuralDual
     from ott.neural.networks.icnn import ICNN
 
-    hidden = amos_hidden_sizes(pair.dim)
+    # pos_weights=True is what W2NeuralDual sets on its networks anyway (after a warning)
+    f, g = (ICNN(dim_data=pair.dim, dim_hidden=amos_hidden_sizes(pair.dim), pos_weights=True)
+            for _ in range(2))
     return W2NeuralDual(
-        dim_data=pair.dim, neural_f=ICNN(dim_data=pair.dim, dim_hidden=hidden),
-        neural_g=ICNN(dim_data=pair.dim, dim_hidden=hidden), num_train_iters=iterations,
+        dim_data=pair.dim, neural_f=f, neural_g=g, num_train_iters=iterations,
         valid_freq=max(iterations, 2), rng=key, amortization_loss="regression")
 
 
