@@ -14,30 +14,33 @@
 #               (compiled into the persistent cache, which the cells then load)   cap 180 s
 #   sampling    benchmarks/sampling_speed.py on hd-16, otarena vs the official-style
 #               PyTorch push                                                       cap  30 s
-#   fidelity    the paper-budget cells of the fidelity issue, 10 vmapped seeds each, one
-#               `otarena run` per cell in the order of $GPU_FIDELITY_CELLS         cap 240 s
+#   fidelity    the paper-budget cells of the fidelity issue, 10 vmapped seeds each, in one
+#               `otarena run` (one process: no start-up per cell): pairs outer, solvers
+#               inner ([W2], icnn-regression-lbfgs-high-precision on hd-8, then hd-16;
+#               the records of each cell are written as it finishes)               cap 240 s
 #   metaot      `otarena metaot run --budget paper` (MNIST, then spherical)   the rest
 #
-# Everything lands in $OUT as it is made, at most 8 files (the tool brings back no more):
+# Everything lands in $OUT as steps end, at most 8 files (the tool brings back no more):
 #   session.log             this script's output and every step's
 #   throughput.json         rewritten after every row (device, versions, rows, ratios)
 #   sampling.json           rewritten after every dimension
-#   records-gpu.jsonl       the records of the fidelity cells that finished (after each cell)
+#   records-gpu.jsonl       the records of the fidelity cells that finished
 #   metaot-sinkhorn-gpu.jsonl  the Meta OT records that finished (one per initializer)
-#   checkpoints.tar.gz      the training state of cut-off cells (after each cell)
+#   checkpoints.tar.gz      the training state of a cell cut off at the step's end
 # The two record files are named as otarena's store reads them: append them to the files
 # of the same names in results/ and commit (each record names its device).
 # A cell cut off at its share loses at most the last $OTARENA_CHECKPOINT_SECONDS (20 s) of
 # training: its state is in checkpoints.tar.gz, and the next session continues it after
 #   bash benchmarks/gpu_prepare.sh --resume <files_at>/checkpoints.tar.gz
-# Cells whose records are in results/ are skipped. A Meta OT initializer cut off in training is lost (its trained model stays on
-# the device machine).
+# Cells whose records are in results/ are skipped. A Meta OT initializer cut off in
+# training is lost (its trained model stays on the device machine).
 #
 # GPU_SESSION_DRY_RUN=1 (or --dry-run) runs the same steps on a CPU with tiny budgets and
 # timeouts, to test this script's plumbing. Knobs: GPU_SESSION_SECONDS (deadline),
 # GPU_SESSION_STEPS (e.g. fidelity,metaot to skip the measurements after a first session),
 # GPU_CAP_THROUGHPUT, GPU_CAP_SAMPLING, GPU_CAP_FIDELITY, GPU_THROUGHPUT_ROWS,
-# GPU_FIDELITY_CELLS, GPU_METAOT_ARGS, PYTHON, OUT (default gpu-out), WORK.
+# GPU_FIDELITY_PAIRS, GPU_FIDELITY_SOLVERS, GPU_METAOT_ARGS, PYTHON, OUT (default
+# gpu-out), WORK.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ "${1:-}" = "--dry-run" ] && GPU_SESSION_DRY_RUN=1
@@ -58,7 +61,6 @@ if [ "$DRY" = 1 ]; then  # the same steps, sized for a CPU
   ROWS=${GPU_THROUGHPUT_ROWS:-W2@hd-16x1,W2@hd-16x2,icnn-regression-lbfgs-high-precision@hd-16x1,ott-w2neuraldual@hd-16}
   THROUGHPUT_ARGS="--chunk 4 --repeats 2 --pretrain-steps 2 --ott-steps 2"
   SAMPLING_ARGS="--dims 16 --repeats 5"
-  CELLS=${GPU_FIDELITY_CELLS:-"W2@hd-8 icnn-regression-lbfgs-high-precision@hd-8"}
   CELL_ARGS="--budget smoke --iterations 300 --eval-every 2 --seeds 0-1 --eval-size 256"
   METAOT_ARGS=${GPU_METAOT_ARGS:-"--budget smoke --families mnist --initializers zeros,meta-ot"}
   export OTARENA_CHECKPOINT_SECONDS=${OTARENA_CHECKPOINT_SECONDS:-2}
@@ -70,12 +72,13 @@ else
   ROWS=${GPU_THROUGHPUT_ROWS:-}  # empty: benchmarks/throughput.py's DEFAULT_ROWS
   THROUGHPUT_ARGS="--repeats 3"
   SAMPLING_ARGS="--dims 16 --repeats 200"
-  CELLS=${GPU_FIDELITY_CELLS:-"W2@hd-8 icnn-regression-lbfgs-high-precision@hd-8 W2@hd-16 icnn-regression-lbfgs-high-precision@hd-16"}
   CELL_ARGS="--budget paper --seeds 0-9 --eval-size 16384"
   METAOT_ARGS=${GPU_METAOT_ARGS:-"--budget paper --families mnist,spherical --seeds 0"}
   export OTARENA_CHECKPOINT_SECONDS=${OTARENA_CHECKPOINT_SECONDS:-20}
 fi
 STEPS=${GPU_SESSION_STEPS:-throughput,sampling,fidelity,metaot}
+FIDELITY_PAIRS=${GPU_FIDELITY_PAIRS:-$([ "$DRY" = 1 ] && echo hd-8 || echo hd-8,hd-16)}
+FIDELITY_SOLVERS=${GPU_FIDELITY_SOLVERS:-W2,icnn-regression-lbfgs-high-precision}
 export PYTHONUNBUFFERED=1 OTARENA_DATA=$PWD/.gpu-data/data
 export OTARENA_COMPILATION_CACHE=$WORK/jax-cache  # fresh on a fresh machine: compile is cold
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX and PyTorch share the card in one step
@@ -168,13 +171,9 @@ fi
 
 # -- (b) the fidelity cells at the paper budget, 10 vmapped seeds --------------------------
 if wants fidelity; then
-  until=$(($(date +%s) + CAP_FIDELITY))
-  for cell in $CELLS; do
-    step "fidelity ${cell}" $((until - $(date +%s))) "$PY" -m otarena.cli run \
-      --solvers "${cell%@*}" --pairs "${cell#*@}" $CELL_ARGS --vmap-seeds \
-      --results "$STORE" --quiet
-    collect
-  done
+  step fidelity "$CAP_FIDELITY" "$PY" -m otarena.cli run --pairs "$FIDELITY_PAIRS" \
+    --solvers "$FIDELITY_SOLVERS" $CELL_ARGS --vmap-seeds --results "$STORE"
+  collect
 fi
 
 # -- (c) Meta OT records -------------------------------------------------------------------
