@@ -123,7 +123,8 @@ else
 fi
 [ -d "$OTARENA_DATA/w2-benchmark" ] || echo "## no .gpu-data/data: run benchmarks/gpu_prepare.sh first"
 if command -v nvidia-smi >/dev/null; then
-  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv
+  timeout 20 nvidia-smi
+  timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv
 else
   echo "no nvidia-smi here"
 fi
