@@ -2,7 +2,7 @@
 
 import jax
 
-from benchmarks.throughput import engine_solvers, spec_of
+from benchmarks.throughput import engine_solvers
 
 CHUNK = 20
 
@@ -10,7 +10,7 @@ CHUNK = 20
 class TrainingChunk:
     """``CHUNK`` training iterations of a solver on hd-16, 1 seed and 4 vmapped seeds."""
 
-    params = (["W2", "icnn-objective-lbfgs", "mlp-regression-adam"], [1, 4])
+    params = (["W2", "icnn-objective-lbfgs-high-precision", "mlp-regression-adam"], [1, 4])
     param_names = ["solver", "seeds"]
     warmup_time = 0.0
     number = 1
@@ -22,20 +22,21 @@ class TrainingChunk:
         from otarena.budgets import Budget
         from otarena.dual import engine_for
 
-        self.engine = engine_for(pairs.load("hd-16"), spec_of(engine_solvers()[solver]),
-                                 Budget("smoke"))  # short pretraining; same chunk program
+        # short pretraining; the chunk program is the same at every budget
+        self.engine = engine_for(pairs.load("hd-16"), engine_solvers()[solver],
+                                 Budget("smoke", iterations=10**9, eval_every=CHUNK))
         keys = jax.numpy.stack([jax.random.key(s) for s in range(seeds)])
-        self.states = self.engine.init_states(keys)
-        jax.block_until_ready(self.engine.run_chunk(self.states, CHUNK))  # compile
+        self.states = self.engine.init_states(keys, self.engine.pretrain_steps)
+        jax.block_until_ready(self.engine.run_chunk(self.states, 0, 10**9))  # compile
 
     def time_chunk(self, solver, seeds):
-        jax.block_until_ready(self.engine.run_chunk(self.states, CHUNK))
+        jax.block_until_ready(self.engine.run_chunk(self.states, CHUNK, 10**9))
 
 
 class ConjugateSolve:
     """Fine-tuning 1024 conjugate points of a random ICNN on hd-16 from the identity."""
 
-    params = ["lbfgs", "adam"]
+    params = ["lbfgs", "lbfgs-high-precision", "adam"]
     param_names = ["solver"]
     number = 1
     repeat = 5
@@ -49,7 +50,7 @@ class ConjugateSolve:
         model = networks.build("icnn", 16)
         y = pair.sample_target(jax.random.key(0), 1024)
         params = model.init(jax.random.key(1), y)
-        solver = conjugate.SOLVERS[name]
+        solver = conjugate.SETTINGS[name]
         self.solve = jax.jit(lambda y: solver.solve_batch(lambda x: model.apply(params, x), y, y).x)
         self.y = y
         jax.block_until_ready(self.solve(y))

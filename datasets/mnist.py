@@ -1,15 +1,28 @@
-"""Meta OT's MNIST problem family: each digit is a discrete measure on the 28x28 pixel grid.
+"""Meta OT's MNIST problem family: each digit is a discrete measure on 784 fixed atoms.
 
 Every instance is a pair (a, b) of digits: the weights are the pixel intensities
-normalized to sum to one, the atoms are the same 784 grid points for both measures
-(x from 0 to 1 left to right, y from 1 to 0 top to bottom, as in the paper's code), the
-cost is the squared Euclidean distance and the entropic regularization is 1e-2.
+normalized to sum to one, the atoms are the same 784 points for both measures, the cost
+is the squared Euclidean distance and the entropic regularization is 1e-2.
+
+Two atom geometries, the family option ``grid``:
+
+* ``1d`` (the default): ``linspace(0, 1, 784)`` as a column, the pixels in row-major
+  order on a line. This is what the paper's code used from 2022-07-15 to 2022-10-10,
+  which covers the runs behind Table 1 and its threshold sweep (the 2-D grid was
+  commented out; see ../shared/reference/fidelity-audit.md, section 5).
+* ``2d``: the 28x28 pixel grid in [0, 1]^2 (x from 0 to 1 left to right, y from 1 to 0
+  top to bottom), as the paper's text says and its code does since 2022-10-10.
+
+The grid changes the problem (zeros needs more Sinkhorn iterations on the 2-D grid), so
+it is part of every record's identity, of the Meta OT model's cache key and of the
+report's section title.
 
 * Training pairs: two independent uniform indices into the 60,000 training digits per
   pair, a fresh batch each step, drawn on device inside the training step (the digits live
   on the device as uint8, normalized after the gather).
 * Test pairs: the paper draws one batch of 128 pairs from the 10,000 test digits with
-  ``PRNGKey(0)`` and evaluates the first 10; ``test_instances`` does the same.
+  ``PRNGKey(0)`` and evaluates the first 10; ``test_instances`` does the same, with the
+  PRNG settings of the 2022 JAX the paper ran (see ``sinkhorn_bench.paper_draws``).
 
 The images come from the four official IDX files (``otarena data fetch mnist``); each
 file is checked against its sha256 in ``datasets/manifest.json`` before it is parsed.
@@ -69,11 +82,26 @@ def load(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images.reshape(len(images), SIDE * SIDE), labels
 
 
-def grid() -> np.ndarray:
+def pixel_grid() -> np.ndarray:
     """The 784 pixel centres in [0, 1]^2, row-major like the images (row 0 at y = 1)."""
     ticks = np.linspace(0.0, 1.0, SIDE)
     x, y = np.meshgrid(ticks, ticks[::-1])  # columns left to right, rows top to bottom
     return np.stack([x.ravel(), y.ravel()], axis=1)
+
+
+def line_grid() -> np.ndarray:
+    """The 784 pixels, row-major, at linspace(0, 1, 784) on a line: shape (784, 1)."""
+    return np.linspace(0.0, 1.0, SIDE * SIDE).reshape(SIDE * SIDE, 1)
+
+
+# name -> (atoms, short label for report titles, description for records)
+GRIDS = {
+    "1d": (line_grid, "1-D grid", "784 points linspace(0,1,784) on a line, row-major "
+                                  "(the paper's code when Table 1 was made)"),
+    "2d": (pixel_grid, "2-D grid", "784-point pixel grid in [0,1]^2 (x 0->1, y 1->0; "
+                                   "the paper's text)"),
+}
+DEFAULT_GRID = "1d"
 
 
 def sqeuclidean(x: jax.Array, y: jax.Array) -> jax.Array:
@@ -97,12 +125,15 @@ def pair_indices(key: jax.Array, batch: int, size: int) -> tuple[jax.Array, jax.
             jax.random.randint(k_b, (batch,), 0, size))
 
 
-def build(**options):
-    """The MNIST family as an ``otarena.sinkhorn_bench.ProblemFamily``."""
-    from otarena.sinkhorn_bench import ProblemFamily  # imported here: it pulls in OTT-JAX
+def build(grid: str = DEFAULT_GRID, **options):
+    """The MNIST family as an ``otarena.sinkhorn_bench.ProblemFamily`` on the named grid."""
+    from otarena.sinkhorn_bench import PAPER_DRAWS, ProblemFamily, paper_draws  # pulls in OTT
 
     if options:
-        raise DataError(f"the mnist family takes no options, got {sorted(options)}")
+        raise DataError(f"unknown mnist family options {sorted(options)}; known: grid")
+    if grid not in GRIDS:
+        raise DataError(f"unknown MNIST grid {grid!r}; known: {', '.join(GRIDS)}")
+    points = GRIDS[grid][0]()
     train_images, _ = load("train")
     device_images = jnp.asarray(train_images)  # uint8 on device: 47 MB instead of 376 MB
 
@@ -114,26 +145,28 @@ def build(**options):
         test_images, test_labels = load("test")
         if not 1 <= n <= PAPER_TEST_BATCH:
             raise DataError(f"between 1 and {PAPER_TEST_BATCH} MNIST test pairs, asked {n}")
-        # Drawn with 64-bit integers (the paper ran with x64 on) whatever the dtype of the
-        # run, so float32 and float64 runs see the same test pairs.
-        with jax.enable_x64(True):
+        # Drawn as the paper's JAX drew them (x64 on, non-partitionable threefry), whatever
+        # the dtype of the run, so float32 and float64 runs see the paper's test pairs.
+        with paper_draws():
             i, j = (np.asarray(v)[:n] for v in pair_indices(
                 jax.random.PRNGKey(TEST_KEY), PAPER_TEST_BATCH, len(test_images)))
         info = {"split": "test", "key": TEST_KEY, "drawn_as_batch_of": PAPER_TEST_BATCH,
+                "prng": PAPER_DRAWS,
                 "indices_a": i.tolist(), "indices_b": j.tolist(),
                 "labels_a": test_labels[i].tolist(), "labels_b": test_labels[j].tolist()}
         return normalize(jnp.asarray(test_images[i])), normalize(jnp.asarray(test_images[j])), info
 
-    points = grid()
     files = [p for pair in FILES.values() for p in pair]
     return ProblemFamily(
         name="mnist", epsilon=EPSILON, x=points, y=points, cost=sqeuclidean,
         cost_name="squared Euclidean", sample_train=sample_train,
         test_instances=test_instances, curve_iterations=CURVE_ITERATIONS,
+        options={"grid": grid}, variant=GRIDS[grid][1],
         provenance={"family": "mnist", "files": files,
                     "sha256": [data.entry(p).sha256 for p in files],
-                    "atoms": "784-point grid in [0,1]^2 (x 0->1, y 1->0)",
-                    "weights": "pixel intensity / sum", "epsilon": EPSILON},
+                    "grid": grid, "atoms": GRIDS[grid][2],
+                    "weights": "pixel intensity / sum", "epsilon": EPSILON,
+                    "test_draws": PAPER_DRAWS},
     )
 
 

@@ -4,7 +4,9 @@ The atoms are fixed for the whole family: 100 supply locations drawn uniformly o
 and 10,000 demand locations drawn in proportion to population density, from a GPWv4
 population-density grid at 15 arc-minutes (720 x 1440 cells). Only the weights change
 between instances, as in the paper: demand b ~ Uniform(0,1)^10000 normalized, supply
-a = Bernoulli(0.5) mask * Uniform(0,1)^100 normalized. The cost is the great-circle
+a = Bernoulli(0.5) mask * Uniform(0,1)^100 normalized. The test weights are the first
+instances of one batch of 128 drawn with ``PRNGKey(0)``, with the PRNG settings of the
+2022 JAX the paper ran (``sinkhorn_bench.paper_draws``). The cost is the great-circle
 distance arccos(<x, y> / (1 + 1e-4)) between unit vectors (the 1e-4 keeps arccos away
 from +-1, as in the paper's code) and the entropic regularization is 1e-3.
 
@@ -160,7 +162,7 @@ def sample_weights(key: jax.Array, batch: int) -> tuple[jax.Array, jax.Array]:
 
 def build(population_file: str | None = None, **options):
     """The spherical family as an ``otarena.sinkhorn_bench.ProblemFamily``."""
-    from otarena.sinkhorn_bench import ProblemFamily  # imported here: it pulls in OTT-JAX
+    from otarena.sinkhorn_bench import PAPER_DRAWS, ProblemFamily, paper_draws  # pulls in OTT
 
     if options:
         raise DataError(f"unknown spherical family options {sorted(options)}")
@@ -171,10 +173,11 @@ def build(population_file: str | None = None, **options):
         if not 1 <= n <= PAPER_TEST_BATCH:
             raise DataError(f"between 1 and {PAPER_TEST_BATCH} spherical test instances, asked {n}")
         dtype = _float()
-        with jax.enable_x64(True):  # as the paper (x64 on), whatever the dtype of the run
+        with paper_draws():  # as the paper's JAX drew them, whatever the dtype of the run
             a, b = sample_weights(jax.random.PRNGKey(TEST_KEY), PAPER_TEST_BATCH)
             a, b = np.asarray(a[:n]), np.asarray(b[:n])
-        info = {"key": TEST_KEY, "drawn_as_batch_of": PAPER_TEST_BATCH, "drawn_in": "float64"}
+        info = {"key": TEST_KEY, "drawn_as_batch_of": PAPER_TEST_BATCH, "drawn_in": "float64",
+                "prng": PAPER_DRAWS}
         return jnp.asarray(a, dtype), jnp.asarray(b, dtype), info
 
     sha = data.entry(grid_file.relpath).sha256 if grid_file.in_manifest else data.sha256_of(path)
@@ -182,13 +185,15 @@ def build(population_file: str | None = None, **options):
         name="spherical", epsilon=EPSILON, x=x, y=y, cost=great_circle,
         cost_name="great-circle arccos(<x,y>/(1+1e-4))", sample_train=sample_weights,
         test_instances=test_instances, curve_iterations=CURVE_ITERATIONS,
+        options={"population_file": Path(grid_file.relpath).name},
         provenance={"family": "spherical", "files": [grid_file.relpath], "sha256": [sha],
                     "population_grid": {"file": grid_file.relpath, "sha256": sha,
                                         "variant": grid_file.variant,
                                         "checked_against_manifest": grid_file.in_manifest},
                     "n_supply": N_SUPPLY, "n_demand": N_DEMAND,
                     "location_seeds": {"demand": DEMAND_SEED, "supply": SUPPLY_SEED},
-                    "supply_bernoulli_p": SUPPLY_BERNOULLI_P, "epsilon": EPSILON},
+                    "supply_bernoulli_p": SUPPLY_BERNOULLI_P, "epsilon": EPSILON,
+                    "test_draws": PAPER_DRAWS},
     )
 
 

@@ -16,18 +16,37 @@ def _csv(text: str) -> list[str]:
 
 
 def _seeds(text: str) -> list[int]:
-    """'0,1,5' or '0-9' or a mix."""
+    """'0,1,5' or '0-9' or a mix; every seed in [0, 2**32)."""
+    from otarena.runner import SEED_LIMIT
+
     seeds = []
     for part in _csv(text):
         try:
             if "-" in part:
                 lo, hi = (int(v) for v in part.split("-", 1))
+                if lo > hi:
+                    raise argparse.ArgumentTypeError(f"reversed seed range {part!r}: write {hi}-{lo}")
                 seeds.extend(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad seed list {text!r}: use e.g. 0,1,2 or 0-9") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seeds in {text!r}: use e.g. 0,1,2 or 0-9")
+    if max(seeds) >= SEED_LIMIT:
+        # jax.random.key keeps 32 bits: 2**32 would silently be seed 0 again
+        raise argparse.ArgumentTypeError(f"seed {max(seeds)} is too large: seeds are below 2**32")
     return seeds
+
+
+def _eval_size(text: str) -> int:
+    from otarena import metrics
+
+    value = _positive(text)
+    problem = metrics.eval_size_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
 
 
 def _positive(text: str) -> int:
@@ -42,7 +61,7 @@ def _positive(text: str) -> int:
 
 def _cells(args, budget, extra_solvers=()):
     """The cells a `run` asks for: a suite (narrowed by the flags) or an ad-hoc selection."""
-    from otarena import pairs, runner, solver, suites
+    from otarena import metrics, pairs, runner, solver, suites
 
     by_name = {s.name: s for s in extra_solvers}
 
@@ -56,13 +75,19 @@ def _cells(args, budget, extra_solvers=()):
         for name in pair_names:
             pairs.family_of(name)  # unknown names fail before any work
         return runner.cells(pair_names, [get(n) for n in _csv(args.solvers)],
-                            args.seeds or [0], budget, args.eval_size, reverse=args.reverse)
+                            args.seeds or [0], budget, args.eval_size or metrics.DEFAULT_EVAL_SIZE,
+                            reverse=args.reverse)
     suite = suites.get(args.suite)
     chosen_pairs = _csv(args.pairs) if args.pairs else list(suite.pairs)
     chosen_solvers = _csv(args.solvers) if args.solvers else None
     for name in chosen_pairs:
         if name not in suite.pairs:
             raise OtarenaError(f"pair {name!r} is not in suite {suite.name}")
+    rows = list(suite.solvers) + [f"{n}:R" for n in suite.reversed_solvers]
+    for name in chosen_solvers or []:
+        if name not in rows and name not in suite.reversed_solvers:
+            raise OtarenaError(f"solver {name!r} is not in suite {suite.name}; its rows: "
+                               f"{', '.join(rows)}")
     ready = []
     for name in chosen_pairs:
         why = pairs.problem(name)
@@ -75,7 +100,8 @@ def _cells(args, budget, extra_solvers=()):
     for names, reverse in ((suite.solvers, False), (suite.reversed_solvers, True)):
         picked = [n for n in names if chosen_solvers is None or n in chosen_solvers or
                   (reverse and f"{n}:R" in chosen_solvers)]
-        todo += runner.cells(ready, [get(n) for n in picked], seeds, budget, args.eval_size,
+        todo += runner.cells(ready, [get(n) for n in picked], seeds, budget,
+                             args.eval_size or suite.eval_size,
                              reverse=reverse)
     return todo
 
@@ -135,13 +161,22 @@ def cmd_run(args) -> int:
         print(f"L2-UVP fwd (%) on {family}, mean ± std over seeds:")
         print(report.table(df, family, "l2_uvp_fwd").to_string())
     print(f"\n{len(records)} records in {store.root}")
-    return 0
+    return _failures(records)
+
+
+def _failures(records: list[dict]) -> int:
+    """Exit code 1, and one line, when a solver failed in some cells (the matrix went on)."""
+    failed = [r for r in records if r.get("status") == "failed"]
+    if failed:
+        print(f"otarena: {len(failed)} of {len(records)} cells failed; each record holds its "
+              "error and traceback, and the next run tries them again", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_compare(args) -> int:
     from otarena import compare, runner, solver
     from otarena.budgets import Budget
-    from otarena.store import Store
+    from otarena.store import Store, writable_folder
 
     mine = solver.load_file(args.solver_file)
     budget = Budget(args.budget, iterations=args.iterations, eval_every=args.eval_every)
@@ -153,24 +188,42 @@ def cmd_compare(args) -> int:
                            "--against also names; rename the solver")
     todo = runner.cells(pair_names, mine + against, args.seeds or [0], budget, args.eval_size)
     store = Store(args.results)
-    records = runner.run(todo, store, quiet=args.quiet, vmap_seeds=args.vmap_seeds)
     out = Path(args.out or Path("reports") / "compare" / Path(args.solver_file).stem)
+    writable_folder(out, "the comparison folder")  # before the training, not after
+    records = runner.run(todo, store, quiet=args.quiet, vmap_seeds=args.vmap_seeds)
     for path in compare.write(records, [s.name for s in mine], [s.name for s in against],
                               pair_names, out):
         print(path)
-    return 0
+    return _failures(records)
 
 
 def cmd_report(args) -> int:
     from otarena import report
     from otarena.store import Store
 
+    from otarena.store import writable_folder
+
     records = Store(args.results).records()
     if not records:
         raise OtarenaError(f"no result records in {args.results}; run `otarena run` first")
+    writable_folder(args.out, "the report folder")
     for path in report.write_all(records, args.out):
         print(path)
     return 0
+
+
+def cmd_verify(args) -> int:
+    from otarena import verify
+    from otarena.store import Store
+
+    ours, reference = Store(args.results).records(), Store(args.against).records()
+    if not ours:
+        raise OtarenaError(f"no result records in {args.results}; run `otarena run` first")
+    if not reference:
+        raise OtarenaError(f"no result records in {args.against} to verify against")
+    checks = verify.compare(ours, reference)
+    print(verify.render(checks, args.against))
+    return 1 if any(c.verdict == "differ" for c in checks) else 0
 
 
 def cmd_list(args) -> int:
@@ -224,7 +277,7 @@ def cmd_data(args) -> int:
         bad = 0
         for f in files:
             state, detail = data.status(f)
-            bad += state in ("missing", "corrupt")
+            bad += state in data.UNUSABLE
             print(f"{state:<10} {f.path}" + ("" if state == "ok" else f"  ({detail})"))
         print(f"{len(files) - bad} of {len(files)} files usable in {data.data_dir()}")
         return 1 if bad else 0
@@ -294,8 +347,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
     run.add_argument("--iterations", type=_positive, help="override the budget's iterations")
     run.add_argument("--eval-every", type=_positive, help="override the budget's evaluation period")
-    run.add_argument("--eval-size", type=_positive, default=4096,
-                     help="evaluation points (default 4096, fixed key)")
+    run.add_argument("--eval-size", type=_eval_size, default=None,
+                     help="evaluation points (default: the suite's, 2^14 for the Amos HD "
+                          "suites as w2ot, else 4096; fixed key)")
     run.add_argument("--reverse", action="store_true", help="swap source and target of every pair")
     run.add_argument("--results", default="results", help="result store directory (default results/)")
     run.add_argument("--force", action="store_true", help="redo cells already in the store")
@@ -328,12 +382,18 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
     cmp.add_argument("--iterations", type=_positive, help="override the budget's iterations")
     cmp.add_argument("--eval-every", type=_positive, help="override the budget's evaluation period")
-    cmp.add_argument("--eval-size", type=_positive, default=4096, help="evaluation points (default 4096)")
+    cmp.add_argument("--eval-size", type=_eval_size, default=4096, help="evaluation points (default 4096)")
     cmp.add_argument("--results", default="results", help="result store (default results/)")
     cmp.add_argument("--out", help="output folder (default reports/compare/<file stem>)")
     cmp.add_argument("--vmap-seeds", action="store_true", help="train seeds in one program")
     cmp.add_argument("--quiet", action="store_true", help="no progress bars or per-cell lines")
     cmp.set_defaults(func=cmd_compare)
+
+    ver = sub.add_parser("verify", help="compare a store's records with a reference store's "
+                         "(same run id, same device kind) and say whether they reproduce it")
+    ver.add_argument("--results", default="results", help="the store to check (default results/)")
+    ver.add_argument("--against", required=True, help="the reference store, e.g. results/")
+    ver.set_defaults(func=cmd_verify)
 
     lst = sub.add_parser("list", help="what pairs, solvers or suites exist")
     lst.add_argument("what", choices=["pairs", "solvers", "suites"])

@@ -55,8 +55,9 @@ def cmd_run(args) -> int:
     overrides = {"test_instances": args.test_instances, "repeats": args.repeats,
                  "thresholds": args.thresholds, "dtype": args.dtype,
                  "curve_iterations": args.curve_iterations}
-    options = {"spherical": {"population_file": args.population_file}} \
-        if args.population_file else {}
+    options = {"mnist": {"grid": args.mnist_grid}} if args.mnist_grid else {}
+    if args.population_file:
+        options["spherical"] = {"population_file": args.population_file}
     records = run_suite(budget, args.seeds, store, families=families,
                         initializers=initializers, artifacts=args.artifacts, force=args.force,
                         retrain=args.retrain, family_options=options, plan_overrides=overrides,
@@ -114,6 +115,9 @@ def add_arguments(subparsers, epilog: str = "") -> None:
     run.add_argument("--curve-iterations", type=_positive, help="length of the error curves")
     run.add_argument("--dtype", choices=["float32", "float64"],
                      help="override the budget's dtype (paper: float64)")
+    run.add_argument("--mnist-grid", metavar="1d|2d",
+                     help="mnist atoms: 1d = linspace(0,1,784), the paper's code when Table 1 "
+                          "was made (default); 2d = the 28x28 pixel grid of the paper's text")
     run.add_argument("--population-file", metavar="NAME",
                      help="spherical: the grid file in $OTARENA_DATA/world/ (default: the "
                           "paper's adjusted variant if present, else pop-15min.npy)")

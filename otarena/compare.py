@@ -13,7 +13,8 @@ def write(records: list[dict], mine: list[str], against: list[str], pair_names: 
     figure of L2-UVP per pair; the user's rows first."""
     out.mkdir(parents=True, exist_ok=True)
     df = report.frame(r for r in records if r["pair"] in pair_names)
-    order = [n for n in mine + against if n in set(df.solver)]
+    # rows by solver (a solver with records of several configurations has a row for each)
+    order = [row for n in mine + against for row in sorted(set(df[df.solver == n].row))]
     written = []
     for family in sorted(set(df.family)):
         table = report.table(df, family, "l2_uvp_fwd").reindex(order).fillna("–")
@@ -23,7 +24,7 @@ def write(records: list[dict], mine: list[str], against: list[str], pair_names: 
                       + "|---" * (len(table.columns) + 1) + "|\n"
                       + "".join(f"| {s} | " + " | ".join(row) + " |\n" for s, row in table.iterrows()))
         tex = out / "comparison.tex"
-        tex.write_text(report.latex(df[df.solver.isin(order)], family))
+        tex.write_text(report.latex(df[df.row.isin(order)], family))
         written += [md, tex, _figure(df, order, out / "comparison.png")]
     return written
 
@@ -34,7 +35,7 @@ def _figure(df, order, path: Path) -> Path:
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    sns.barplot(data=df[df.solver.isin(order)], x="pair", y="l2_uvp_fwd", hue="solver",
+    sns.barplot(data=df[df.row.isin(order)], x="pair", y="l2_uvp_fwd", hue="row",
                 hue_order=order, errorbar="sd", ax=ax)
     ax.set(yscale="log", ylabel="L2-UVP fwd (%)", title="otarena compare")
     fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})

@@ -26,6 +26,7 @@ from otarena.errors import DataError
 from otarena.plugins import repo_root
 
 DATA_ENV = "OTARENA_DATA"
+UNUSABLE = ("missing", "corrupt", "unreadable")
 
 
 def data_dir() -> Path:
@@ -88,11 +89,14 @@ def describe_problem(f: DataFile, problem: str) -> str:
 
 
 def status(f: DataFile) -> tuple[str, str]:
-    """('ok' | 'missing' | 'corrupt' | 'unverified', detail)."""
+    """('ok' | 'missing' | 'corrupt' | 'unreadable' | 'unverified', detail)."""
     p = f.local_path()
     if not p.is_file():
         return "missing", "missing"
-    found = sha256_of(p)
+    try:
+        found = sha256_of(p)
+    except OSError as e:  # no read permission, an I/O error
+        return "unreadable", f"unreadable ({e.strerror or e})"
     if f.sha256 is None:
         return "unverified", f"sha256 {found} (no published checksum to compare with)"
     if found != f.sha256:
@@ -115,7 +119,7 @@ def require(relpath: str) -> Path:
         if _verified.get(memo) == f.sha256:
             return p
     state, detail = status(f)
-    if state in ("missing", "corrupt"):
+    if state in UNUSABLE:
         raise DataError(describe_problem(f, detail))
     st = p.stat()
     _verified[(str(p), st.st_size, st.st_mtime_ns)] = f.sha256

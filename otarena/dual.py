@@ -598,7 +598,7 @@ def train(pair: Pair, spec: DualSpec, keys: jax.Array, budget: Budget,
                         "eval_size": eval_size})
     checkpoint = (context.checkpoint.with_name(f"{context.checkpoint.stem}-{signature}.pkl")
                   if context.checkpoint else None)
-    saved = runtime.load_checkpoint(checkpoint, signature)
+    saved = runtime.load_checkpoint(checkpoint, signature, planned=engine.iterations)
     total, steps = engine.iterations, engine.pretrain_steps
     x_eval, y_eval = metrics.evaluation_sample(pair, eval_size)
     if saved is None:
@@ -687,4 +687,4 @@ def solver(name: str, spec: DualSpec, label: str = "", description: str = "") ->
 
     config = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in spec.config().items()}
     return Solver(name=name, fit=fit, config=config, label=label, description=description,
-                  fit_seeds=fit_seeds)
+                  fit_seeds=fit_seeds, engine_spec=spec)

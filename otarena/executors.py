@@ -81,8 +81,11 @@ def submit(todo: list[runner.Cell], store: Store, folder: Path, options: SlurmOp
            user_files: dict[str, str] | None = None) -> list[submitit.Job]:
     """One array task per group of cells (the seeds of a cell when vmapping)."""
     user_files = user_files or {}
+    runner.check_cells(todo)
     done = set() if force else store.ids()
-    groups = runner.groups([c for c in todo if c.run_id not in done], vmap_seeds)
+    pending = [c for c in todo if c.run_id not in done]
+    runner.check_ready(pending, store)  # a data error is one line here, not a failed job
+    groups = runner.groups(pending, vmap_seeds)
     jobs = [Job(tuple(name_of(c, user_files) for c in g), asdict(g[0].budget), g[0].eval_size,
                 str(store.root.resolve()), force, vmap_seeds) for g in groups]
     if not jobs:

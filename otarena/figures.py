@@ -24,7 +24,7 @@ def _save(fig, path: Path) -> Path:
 def uvp_vs_dimension(df: pd.DataFrame, suite: suites.Suite, path: Path) -> Path | None:
     """Mean ± std L2-UVP per row against n (log-log); diverged or >100 cells left out."""
     c = paper_tables.cells(df, suite)
-    c = c[c.pair.str.startswith("hd-") & ~c.apply(paper_tables._is_huge, axis=1)]
+    c = c[c.pair.str.startswith("hd-") & c.apply(paper_tables._shown, axis=1)] if len(c) else c
     if c.empty:
         return None
     c = c.assign(n=c.pair.str.split("-").str[1].astype(int))
@@ -40,11 +40,16 @@ def uvp_vs_dimension(df: pd.DataFrame, suite: suites.Suite, path: Path) -> Path 
 
 
 def training_curves(records: list[dict], suite: suites.Suite, path: Path) -> Path | None:
-    """Forward L2-UVP during training, one panel per pair, mean over seeds per row."""
+    """Forward L2-UVP during training, one panel per pair, mean over seeds per row: the
+    records of the suite table's cells (one configuration per cell)."""
+    from otarena import report
+
+    chosen, _ = paper_tables.selected(report.frame(records), suite)
+    chosen = chosen[chosen.config.groupby([chosen.suite_row, chosen.pair]).transform("nunique") == 1]
+    wanted = set(chosen.run_id)
     rows = []
-    wanted = {(n, False) for n in suite.solvers} | {(n, True) for n in suite.reversed_solvers}
     for r in records:
-        if (r["solver"], r["reverse"]) not in wanted or r["pair"] not in suite.pairs:
+        if r["run_id"] not in wanted:
             continue
         key = "l2_uvp_fwd"
         for point in r.get("curve", []):

@@ -41,22 +41,29 @@ from ott.geometry import geometry
 from otarena.store import run_id
 
 TRAINERS = ("otarena", "ott")  # our scan loop, or OTT-JAX's MetaInitializer.update
+FLOATS = ("float32", "float64")
 ARTIFACTS_ENV = "OTARENA_ARTIFACTS"
 
 
 class MetaMLP(nn.Module):
-    """f = MLP(concat(a, b)): ``layers`` hidden ReLU layers of ``hidden`` units."""
+    """f = MLP(concat(a, b)): ``layers`` hidden ReLU layers of ``hidden`` units.
+
+    ``dtype`` is the computation's, ``param_dtype`` the parameters'. The paper's model
+    (``nn.Dense(dtype=jnp.float64)`` under flax's default ``param_dtype``) keeps float32
+    parameters and computes in float64: each layer casts its weights up.
+    """
 
     n_out: int
     hidden: int = 1024
     layers: int = 3
     dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         for _ in range(self.layers):
-            z = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.dtype)(z))
-        return nn.Dense(self.n_out, dtype=self.dtype, param_dtype=self.dtype)(z)
+            z = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype)(z))
+        return nn.Dense(self.n_out, dtype=self.dtype, param_dtype=self.param_dtype)(z)
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     clip_norm: float = 1.0
     seed: int = 0
-    dtype: str = "float64"  # the paper trains and solves in float64
+    dtype: str = "float64"  # the paper trains and solves in float64 ...
+    param_dtype: str = "float32"  # ... with float32 parameters (flax's default param_dtype)
     trainer: str = "otarena"
 
     def __post_init__(self):
@@ -80,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"iterations and batch must be positive: {self}")
         if self.trainer not in TRAINERS:
             raise ValueError(f"unknown Meta OT trainer {self.trainer!r}; known: {TRAINERS}")
+        if self.dtype not in FLOATS or self.param_dtype not in FLOATS:
+            raise ValueError(f"dtype and param_dtype must be one of {FLOATS}: {self}")
 
     def key(self) -> str:
         return f"metaot-{self.family}-{self.trainer}-{run_id(asdict(self))}"
@@ -109,7 +119,7 @@ def dual_objective(geom: geometry.Geometry, f: jax.Array, a: jax.Array, b: jax.A
 
 def make_model(config: TrainConfig, n_out: int) -> MetaMLP:
     return MetaMLP(n_out=n_out, hidden=config.hidden, layers=config.layers,
-                   dtype=jnp.dtype(config.dtype))
+                   dtype=jnp.dtype(config.dtype), param_dtype=jnp.dtype(config.param_dtype))
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:

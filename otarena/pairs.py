@@ -163,7 +163,7 @@ def problem(name: str) -> str | None:
 
     fam = family_of(name)
     unusable = [p for p in fam.data_files(name)
-                if data.status(data.entry(p))[0] in ("missing", "corrupt")]
+                if data.status(data.entry(p))[0] in data.UNUSABLE]
     if unusable:
         return f"{name}: data not usable ({', '.join(unusable)}); `otarena data fetch {name}`"
     return fam.not_ready(name) if fam.not_ready else None

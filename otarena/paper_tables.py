@@ -3,6 +3,13 @@
 The papers' numbers live in ``otarena/paper_values.json`` with their provenance. A cell of
 a suite table is the mean ± std over seeds of the final L2-UVP of the P -> Q map, measured
 at the highest budget present in the records (each cell says which).
+
+A cell averages the seeds of one configuration only. Its records are those of the row's
+solver (not a solver of the same name from a user's file) at the highest budget profile
+present; runs at the profile's own settings are preferred to runs with --iterations or
+--eval-every overrides. If they still differ in anything but the seed (solver config,
+overrides, evaluation points, device), the cell is "mixed": not averaged, and the markdown
+summary lists each configuration with its seeds and mean.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import pandas as pd
 
 from otarena import report, solver, suites
 
-BUDGET_ORDER = {"smoke": 0, "quick": 1, "paper": 2}
+BUDGET_ORDER = report.BUDGET_ORDER
 # "Improvement factor over prior work" (Amos 2023): best prior number / best new number
 # per column. Prior work: Korotin et al.'s published rows; new work: Amos' rows.
 PRIOR_WORK = {"amos2023-hd-icnn": ("korotin2021-hd", ("W2", "MMv1", "MMv2", "MM")),
@@ -41,25 +48,72 @@ def row_label(name: str, reverse: bool) -> str:
     return label
 
 
-def cells(df: pd.DataFrame, suite: suites.Suite) -> pd.DataFrame:
-    """One row per (row, pair) of the suite: mean, std, seeds, budget, diverged."""
+def selected(df: pd.DataFrame, suite: suites.Suite) -> tuple[pd.DataFrame, list[str]]:
+    """The records each cell of the suite table is made of (column ``row``: the suite's row
+    name), and notes on the records left out or not averaged."""
     rows = [(n, False) for n in suite.solvers] + [(n, True) for n in suite.reversed_solvers]
-    out = []
+    picked, notes = [], []
     for name, reverse in rows:
         for pair in suite.pairs:
             sub = df[(df.solver == row_name(name, reverse)) & (df.pair == pair)]
             if sub.empty:
                 continue
+            where = f"{row_label(name, reverse)} on {pair}"
+            if sub.user_file.any():
+                notes.append(f"{where}: {int(sub.user_file.sum())} records of a solver named "
+                             f"{name} from a user's file left out")
+                sub = sub[~sub.user_file]
+            if sub.empty:
+                continue
             best = max(sub.budget, key=BUDGET_ORDER.__getitem__)
             sub = sub[sub.budget == best]
-            values = sub["l2_uvp_fwd"].to_numpy(float)
-            out.append({"row": row_name(name, reverse), "label": row_label(name, reverse),
-                        "pair": pair, "mean": float(np.mean(values)),
-                        "std": float(np.std(values)), "seeds": len(values), "budget": best,
-                        "diverged": bool(sub.diverged.any()),
-                        "trained": bool((sub.iterations > 0).any())})
+            if sub.overridden.any() and not sub.overridden.all():
+                notes.append(f"{where}: {int(sub.overridden.sum())} records with --iterations "
+                             f"or --eval-every overrides left out (records at the {best} "
+                             "profile's own settings are there)")
+                sub = sub[~sub.overridden]
+            if sub.config.nunique() > 1:
+                notes.append(f"{where}: {sub.config.nunique()} configurations, not averaged:")
+                texts = report.differences(sub.drop_duplicates("config"), always=("budget_text",))
+                for config, c in sub.groupby("config", sort=False):
+                    seeds = sorted(c.seed)
+                    shown = report.cell_text(c.l2_uvp_fwd.mean(), float(np.std(c.l2_uvp_fwd)),
+                                             len(c), bool((c.iterations > 0).any()), True,
+                                             bool(c.failed.any()))
+                    notes.append(f"  - {texts[config]}: {'seed' if len(seeds) == 1 else 'seeds'} "
+                                 f"{', '.join(map(str, seeds))}: {shown}")
+            picked.append(sub.assign(suite_row=row_name(name, reverse),
+                                     suite_label=row_label(name, reverse)))
+    if not picked:
+        return df.iloc[:0].assign(suite_row="", suite_label=""), notes
+    return pd.concat(picked, ignore_index=True), notes
+
+
+def cells(df: pd.DataFrame, suite: suites.Suite) -> pd.DataFrame:
+    """One row per (row, pair) of the suite: mean, std, seeds, budget, device, diverged,
+    failed, mixed (more than one configuration: not averaged). See :func:`selected`."""
+    chosen, _ = selected(df, suite)
+    out = []
+    for (row, pair), sub in chosen.groupby(["suite_row", "pair"], sort=False):
+        values = sub["l2_uvp_fwd"].to_numpy(float)
+        mixed = sub.config.nunique() > 1
+        out.append({"row": row, "label": sub.suite_label.iloc[0], "pair": pair,
+                    "mean": np.nan if mixed else float(np.mean(values)),
+                    "std": np.nan if mixed else float(np.std(values)), "seeds": len(values),
+                    "budget": sub.budget.iloc[0],
+                    "budget_text": " / ".join(sorted(set(sub.budget_text))),
+                    "device": tuple(sorted(set(sub.device))),
+                    "eval_size": int(sub.eval_size.iloc[0]),
+                    "diverged": bool(sub.diverged.any()), "unstable": int(sub.unstable.sum()),
+                    "failed": bool(sub.failed.any()),
+                    "mixed": mixed, "trained": bool((sub.iterations > 0).any()),
+                    "iterate": " / ".join(sorted(set(sub.reported_iterate))),
+                    "final_mean": float(np.mean(sub.l2_uvp_fwd_final))
+                    if sub.l2_uvp_fwd_final.notna().all() and not mixed else np.nan})
     return pd.DataFrame(out, columns=["row", "label", "pair", "mean", "std", "seeds", "budget",
-                                      "diverged", "trained"])
+                                      "budget_text", "device", "eval_size", "diverged",
+                                      "unstable", "failed", "mixed", "trained", "iterate",
+                                      "final_mean"])
 
 
 def _paper_cell(table: dict, row: str, pair: str):
@@ -68,12 +122,22 @@ def _paper_cell(table: dict, row: str, pair: str):
 
 
 def _tex_number(mean: float, std: float | None) -> str:
-    num = report.cell_text(mean, std or 0.0, 2 if std is not None else 1, False, False, False)
+    num = report.cell_text(mean, std or 0.0, 2 if std is not None else 1, False, False)
     return num.replace(" ± ", r" \pm ")
 
 
 def _is_huge(c) -> bool:
-    return c.diverged or (c.trained and c["mean"] > report.HUGE)
+    return not c.mixed and not c.failed and report.is_huge(c["mean"], c.trained)
+
+
+def _shown(c) -> bool:
+    """A cell with a number of its own (not mixed, failed or >100)."""
+    return not (c.mixed or c.failed or _is_huge(c))
+
+
+def _text(c) -> str | None:
+    """'mixed', 'failed' or '>100' for a cell without a number of its own."""
+    return "mixed" if c.mixed else "failed" if c.failed else ">100" if _is_huge(c) else None
 
 
 def _column_title(pair: str) -> str:
@@ -86,13 +150,16 @@ def latex(df: pd.DataFrame, suite: suites.Suite) -> str:
     if c.empty:
         return ""
     pairs = [p for p in suite.pairs if p in set(c.pair)]
-    ok = c[~c.apply(_is_huge, axis=1)]
+    ok = c[c.apply(_shown, axis=1)]
     best = ok.loc[ok.groupby("pair")["mean"].idxmin()].set_index("pair")["row"].to_dict() if len(ok) else {}
+    mixed = (" A cell marked mixed holds records of more than one configuration, not "
+             "averaged (summary.md lists them)." if c.mixed.any() else "")
     lines = ["% generated by `otarena report` from result records; do not edit",
              r"\begin{table}[t]", r"\centering", r"\small",
              rf"\caption{{{suite.reproduces}: L2-UVP (\%) of the $P \to Q$ map, mean $\pm$ std "
-             rf"over seeds of the final iterate; $>$100 marks a diverged run or a mean above 100. "
-             rf"Budgets: {_budget_note(c)}.}}",
+             rf"over seeds of the {_iterate_note(c)}; $>$100 marks a seed mean above 100; "
+             rf"$^{{n}}$: $n$ unstable seeds (stopped early or a non-finite training loss). "
+             rf"Budgets: {_budget_note(c)}. {_device_note(c)}.{mixed}}}",
              rf"\label{{tab:{suite.name}}}",
              rf"\begin{{tabular}}{{l{'c' * len(pairs)}}}", r"\toprule",
              "Row & " + " & ".join(_column_title(p) for p in pairs) + r" \\", r"\midrule"]
@@ -104,8 +171,10 @@ def latex(df: pd.DataFrame, suite: suites.Suite) -> str:
                 texts.append("--")
                 continue
             x = by_pair.loc[p]
-            t = "$>$100" if _is_huge(x) else f"${_tex_number(x['mean'], x['std'] if x.seeds > 1 else None)}$"
-            texts.append(rf"$\mathbf{{{t.strip('$')}}}$" if best.get(p) == row and t.startswith("$") else t)
+            t = (_text(x) or "").replace(">", "$>$") or \
+                f"${_tex_number(x['mean'], x['std'] if x.seeds > 1 else None)}$"
+            t = rf"$\mathbf{{{t.strip('$')}}}$" if best.get(p) == row and t.startswith("$") else t
+            texts.append(t + (rf"$^{{{int(x.unstable)}}}$" if x.unstable else ""))
         lines.append(_escape(sub.label.iloc[0]) + " & " + " & ".join(texts) + r" \\")
     factor = improvement_factor(c, suite, pairs)
     if factor:
@@ -115,9 +184,28 @@ def latex(df: pd.DataFrame, suite: suites.Suite) -> str:
     return "\n".join(lines)
 
 
+def _iterate_note(c: pd.DataFrame) -> str:
+    """Which iterate the cells report: the final one (Amos) or the best checkpoint
+    (Korotin's notebooks)."""
+    kinds = set(" / ".join(c.iterate).split(" / "))
+    if kinds == {"best"}:
+        return "best checkpoint (scored every 100 iterations, as Korotin et al.'s notebooks)"
+    if kinds == {"final"}:
+        return "final iterate"
+    return "final iterate (Amos rows) or best checkpoint (Korotin rows)"
+
+
 def _budget_note(c: pd.DataFrame) -> str:
-    counts = c.groupby("budget").size()
-    return ", ".join(f"{b} ({n} cells)" for b, n in sorted(counts.items(), key=lambda kv: BUDGET_ORDER[kv[0]]))
+    counts = c.groupby(["budget", "budget_text"]).size()
+    return ", ".join(f"{t} ({n} cells)" for (b, t), n in
+                     sorted(counts.items(), key=lambda kv: (BUDGET_ORDER[kv[0][0]], kv[0][1])))
+
+
+def _device_note(c: pd.DataFrame) -> str:
+    counts = c.device.explode().value_counts().sort_index()  # a mixed cell may have several
+    if len(counts) == 1:
+        return f"Device: {counts.index[0]}"
+    return "Devices: " + ", ".join(f"{d} ({n} cells)" for d, n in counts.items())
 
 
 def improvement_factor(c: pd.DataFrame, suite: suites.Suite, pairs: list[str]) -> dict[str, str]:
@@ -130,7 +218,7 @@ def improvement_factor(c: pd.DataFrame, suite: suites.Suite, pairs: list[str]) -
     out = {}
     for p in pairs:
         published = [v[0] for r in prior_rows if isinstance(v := _paper_cell(prior, r, p), list)]
-        ours = new[(new.pair == p) & ~new.apply(_is_huge, axis=1)]["mean"]
+        ours = new[(new.pair == p) & new.apply(_shown, axis=1)]["mean"] if len(new) else new["mean"]
         if published and len(ours) and ours.min() > 0:
             ratio = min(published) / ours.min()
             out[p] = f"{ratio:.1f}" if ratio >= 0.95 else f"{ratio:.2g}"
@@ -145,9 +233,14 @@ def comparison(df: pd.DataFrame, suite: suites.Suite) -> pd.DataFrame:
     rows = []
     for _, x in cells(df, suite).iterrows():
         paper = _paper_cell(table, x.row, x.pair)
-        ours = ">100" if _is_huge(x) else report.cell_text(x["mean"], x["std"], x.seeds, False, False, False)
+        ours = _text(x) or report.cell_text(x["mean"], x["std"], x.seeds, False, False, False)
         if paper is None:
             shown, deviation = "not in the paper", ""
+        elif x.mixed or x.failed:
+            shown = paper if isinstance(paper, str) else report.cell_text(
+                paper[0], paper[1] if len(paper) > 1 else 0.0, 2 if len(paper) > 1 else 1,
+                False, False, False)
+            deviation = "not averaged" if x.mixed else "no result"
         elif paper in (">100", "failed"):
             shown = paper
             deviation = "both >100" if _is_huge(x) else "paper >100, ours not"
@@ -161,7 +254,7 @@ def comparison(df: pd.DataFrame, suite: suites.Suite) -> pd.DataFrame:
             else:
                 deviation = f"×{x['mean'] / paper[0]:.2f} (paper has no std)" if paper[0] else ""
         rows.append({"row": x.label, "pair": x.pair, "ours": ours, "paper": shown,
-                     "deviation": deviation, "budget": x.budget, "seeds": x.seeds})
+                     "deviation": deviation, "budget": x.budget_text, "seeds": x.seeds})
     return pd.DataFrame(rows)
 
 
@@ -172,7 +265,8 @@ def latex_comparison(df: pd.DataFrame, suite: suites.Suite) -> str:
     lines = ["% generated by `otarena report` from result records; do not edit",
              r"\begin{table}[t]", r"\centering", r"\small",
              rf"\caption{{{suite.reproduces}: otarena's cells next to the paper's, with the "
-             r"deviation in units of the paper's std and the budget of each cell.}",
+             rf"deviation in units of the paper's std and the budget of each cell. "
+             rf"{_device_note(cells(df, suite))}.}}",
              rf"\label{{tab:{suite.name}-vs-paper}}",
              r"\begin{tabular}{llllllr}", r"\toprule",
              r"Row & Pair & otarena & Paper & Deviation & Budget & Seeds \\", r"\midrule"]
@@ -190,16 +284,21 @@ def markdown(df: pd.DataFrame, suite: suites.Suite) -> str:
         return ""
     pairs = [p for p in suite.pairs if p in set(c.pair)]
     out = [f"## Suite `{suite.name}`: {suite.reproduces}", "",
-           f"Budgets: {_budget_note(c)}. Reversed rows (`:R`) are trained on the reversed pair "
-           "and scored on their P → Q map.", "",
+           f"Budgets: {_budget_note(c)}. {_device_note(c)}. Reversed rows (`:R`) are trained "
+           "on the reversed pair and scored on their P → Q map.", "",
            "| row | " + " | ".join(pairs) + " |", "|---" * (len(pairs) + 1) + "|"]
     for row, sub in c.groupby("row", sort=False):
         by_pair = sub.set_index("pair")
-        texts = [(">100" if _is_huge(by_pair.loc[p]) else
+        texts = [(_text(by_pair.loc[p]) or
                   report.cell_text(by_pair.loc[p, "mean"], by_pair.loc[p, "std"],
                                    by_pair.loc[p, "seeds"], False, False, False))
+                 + report.unstable_note(by_pair.loc[p, "unstable"])
                  if p in by_pair.index else "–" for p in pairs]
         out.append(f"| {sub.label.iloc[0]} | " + " | ".join(texts) + " |")
+    _, notes = selected(df, suite)
+    if notes:
+        out += ["", "Records not averaged into a cell:", ""] + \
+            [n if n.startswith("  ") else f"- {n}" for n in notes]
     comp = comparison(df, suite)
     if not comp.empty:
         out += ["", "Against the paper:", "", "| row | pair | otarena | paper | deviation | budget | seeds |",

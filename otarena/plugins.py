@@ -32,6 +32,9 @@ def load_file(path: Path, namespace: str = "otarena_plugins") -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SyntaxError as e:  # a user's file: say where, in one line
+        del sys.modules[name]
+        raise OtarenaError(f"{e.filename}, line {e.lineno}: {e.msg}") from None
     except Exception:
         del sys.modules[name]
         raise

@@ -14,21 +14,28 @@ Every initializer feeds the same OTT ``Sinkhorn`` (``lse_mode=True``, error chec
 ``inner_iterations=10`` iterations as in the paper, ``max_iterations=100000``) on the same
 dense cost matrix; zero weights get -inf potentials as OTT's initializers do.
 
-Timing method: each timed function is compiled and run once on instance 0 first, then
-each instance is timed with ``time.perf_counter`` around the call and
-``jax.block_until_ready``. The timed function returns a *witness*, a sum over every
-output it computed (potentials, errors, iteration count; for the prediction-only timer,
-the predicted potential), so the compiler cannot drop work whose result is unused (the
-paper's prediction timer returned a constant, which lets XLA skip the MLP entirely).
+What is timed is what a user of an initializer and the solver runs: one jitted function
+``solve(cost, a, b, init_args) -> Solution(f, g, errors, converged)`` holding the
+initializer (Meta OT: MLP forward and the g(f) half-step; Gaussian: the fit) and the whole
+Sinkhorn loop, with no host round trip in between. The threshold is part of the compiled
+program (a Python float argument costs a transfer and a slow dispatch on every call), the
+cost matrix, the weights and the initializer's arrays are arguments, and the outputs are
+the potentials, the error history and the convergence flag, so nothing is computed that
+a user would not get (XLA cannot drop work either: everything feeds the potentials). Each
+function is compiled and run once on instance 0 first; then each instance is timed with
+``time.perf_counter`` around the call and ``jax.block_until_ready``. The Meta OT
+prediction alone is its own small jitted call ``predict(params, a, b) -> f`` (the paper's
+prediction timer returned a constant, which lets XLA skip the MLP entirely).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -67,6 +74,8 @@ class ProblemFamily:
     test_instances: Callable[[int], tuple[jax.Array, jax.Array, dict]]
     curve_iterations: int  # the paper's x-axis for the error curves
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # resolved: rebuilds this family
+    variant: str | None = None  # short label of a non-default instance set, for reports
 
     def points(self) -> tuple[jax.Array, jax.Array]:
         dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
@@ -74,6 +83,20 @@ class ProblemFamily:
 
     def cost_matrix(self) -> jax.Array:
         return self.cost(*self.points())
+
+
+# The JAX that drew the paper's test instances in 2022 ran with x64 on (train_discrete.py)
+# and the non-partitionable threefry PRNG (jax_threefry_partitionable was added later and
+# became True by default in JAX 0.5.0). Under today's default, PRNGKey(0) draws other MNIST
+# digits and other spherical weights.
+PAPER_DRAWS = "PRNGKey(0), x64, jax_threefry_partitionable=False (the JAX the paper ran)"
+
+
+@contextlib.contextmanager
+def paper_draws() -> Iterator[None]:
+    """Random draws inside this block are the ones the paper's 2022 JAX made (thread-local)."""
+    with jax.enable_x64(True), jax.threefry_partitionable(False):
+        yield
 
 
 def family_builders() -> dict[str, Callable[..., ProblemFamily]]:
@@ -155,16 +178,23 @@ def ott_meta_initializer(geom, model: metaot.MetaMLP, params):
     return meta_initializer.MetaInitializer(geom, meta_model=model, state=state)
 
 
-def make_initializer(name: str, ctx: Mapping[str, Any], geom, model=None):
-    """The OTT initializer ``name`` from traced context arrays (points, parameters)."""
+def initializer_args(name: str, x: jax.Array, y: jax.Array, params=None):
+    """The arrays the initializer ``name`` needs besides (cost, a, b): its solve's last argument."""
+    if name not in INITIALIZERS:
+        raise UnknownNameError(f"unknown initializer {name!r}; known: {', '.join(INITIALIZERS)}")
+    return {"zeros": (), "gaussian": (x, y)}.get(name, params)
+
+
+def make_initializer(name: str, init_args, geom, model=None):
+    """The OTT initializer ``name`` from its traced arrays (see ``initializer_args``)."""
     if name == "zeros":
         return initializers.DefaultInitializer()
     if name == "gaussian":
-        return GaussianOnAtoms(ctx["x"], ctx["y"])
+        return GaussianOnAtoms(*init_args)
     if name == "meta-ot":
-        return MetaOTInitializer(model, ctx["params"])
+        return MetaOTInitializer(model, init_args)
     if name == "ott-meta":
-        return ott_meta_initializer(geom, model, ctx["params"])
+        return ott_meta_initializer(geom, model, init_args)
     raise UnknownNameError(f"unknown initializer {name!r}; known: {', '.join(INITIALIZERS)}")
 
 
@@ -179,158 +209,174 @@ def make_solver(threshold, inner_iterations: int = INNER_ITERATIONS,
                              max_iterations=max_iterations)
 
 
-def make_solve(name: str, epsilon: float, model=None, **solver_options) -> Callable:
-    """solve(ctx, a, b, threshold) -> potentials, errors, iterations, converged."""
+class Solution(NamedTuple):
+    """What a solve returns: the potentials, OTT's error history and its convergence flag.
 
-    def solve(ctx, a, b, threshold):
-        geom = geometry.Geometry(cost_matrix=ctx["cost"], epsilon=epsilon)
+    The iteration count is read from the errors on the host, as OTT's own ``n_iters``
+    property does, so the compiled solve spends no reduction on it.
+    """
+
+    f: jax.Array
+    g: jax.Array
+    errors: jax.Array  # one entry per check (every INNER_ITERATIONS iterations); -1 = not run
+    converged: jax.Array
+
+    @property
+    def iterations(self) -> int:
+        return int(np.sum(np.asarray(self.errors) != -1)) * INNER_ITERATIONS
+
+
+def _sinkhorn(name: str, epsilon: float, model, threshold: float, **solver_options) -> Callable:
+    """run(cost, a, b, init_args) -> OTT's SinkhornOutput, from the initializer ``name``."""
+    solver = make_solver(threshold, **solver_options)
+
+    def run(cost, a, b, init_args):
+        geom = geometry.Geometry(cost_matrix=cost, epsilon=epsilon)
         problem = linear_problem.LinearProblem(geom, a=a, b=b)
-        init = make_initializer(name, ctx, geom, model)(problem, lse_mode=True)
-        out = make_solver(threshold, **solver_options)(problem, init=init)
-        return {"f": out.f, "g": out.g, "errors": out.errors,
-                "iterations": out.n_iters, "converged": out.converged}
+        init = make_initializer(name, init_args, geom, model)(problem, lse_mode=True)
+        return solver(problem, init=init)
+
+    return run
+
+
+def make_solve(name: str, epsilon: float, model=None, threshold: float = THRESHOLDS[0],
+               **solver_options) -> Callable:
+    """solve(cost, a, b, init_args) -> Solution: initializer + Sinkhorn, one function to jit.
+
+    The geometry and problem objects are built while tracing, so they cost nothing per
+    call; the threshold is a constant of the compiled program; OTT's regularized cost,
+    which a caller did not ask for, is never computed (its output is not returned).
+    """
+    if solver_options.get("inner_iterations", INNER_ITERATIONS) != INNER_ITERATIONS:
+        raise ValueError("a Solution counts iterations in checks of INNER_ITERATIONS")
+    run = _sinkhorn(name, epsilon, model, threshold, **solver_options)
+
+    def solve(cost, a, b, init_args=()):
+        out = run(cost, a, b, init_args)
+        return Solution(out.f, out.g, out.errors, out.converged)
 
     return solve
 
 
-def make_predict(name: str, epsilon: float, model) -> Callable:
-    """predict(ctx, a, b, threshold) -> the initial f alone (what the caption times)."""
+def make_predict(model) -> Callable:
+    """predict(params, a, b) -> f: the Meta OT MLP alone (what the paper's caption times).
 
-    def predict(ctx, a, b, threshold):
-        del threshold
-        geom = geometry.Geometry(cost_matrix=ctx["cost"], epsilon=epsilon)
-        problem = linear_problem.LinearProblem(geom, a=a, b=b)
-        return {"f": make_initializer(name, ctx, geom, model).init_fu(problem, lse_mode=True)}
+    OTT's ``MetaInitializer`` computes exactly this (``meta_model.apply`` on the
+    concatenated weights), so the same function times both learned initializers.
+    """
+
+    def predict(params, a, b):
+        return metaot.predict_f(model, params, a, b)
 
     return predict
 
 
 def make_initialize(name: str, epsilon: float, model=None) -> Callable:
-    """initialize(ctx, a, b, threshold) -> the (f, g) a solve starts from, and nothing more."""
+    """initialize(cost, a, b, init_args) -> the (f, g) a solve starts from, and nothing more."""
 
-    def initialize(ctx, a, b, threshold):
-        del threshold
-        geom = geometry.Geometry(cost_matrix=ctx["cost"], epsilon=epsilon)
+    def initialize(cost, a, b, init_args=()):
+        geom = geometry.Geometry(cost_matrix=cost, epsilon=epsilon)
         problem = linear_problem.LinearProblem(geom, a=a, b=b)
-        f, g = make_initializer(name, ctx, geom, model)(problem, lse_mode=True)
-        return {"f": f, "g": g}
+        return make_initializer(name, init_args, geom, model)(problem, lse_mode=True)
 
     return initialize
 
 
-def dispatch(ctx, a, b, threshold):
-    """Reads one element of every argument of a solve: what a call costs with no work."""
-    firsts = [jnp.ravel(leaf)[0].astype(jnp.float32)
-              for leaf in jax.tree.leaves((ctx, a, b, threshold))]
-    return {"firsts": jnp.stack(firsts)}
-
-
-def witness(tree) -> jax.Array:
-    """One number that depends on every element of every output (non-finite ones as 0)."""
-    total = jnp.zeros((), jax.dtypes.canonicalize_dtype(jnp.float64))
-    for leaf in jax.tree.leaves(tree):
-        leaf = jnp.asarray(leaf)
-        if jnp.issubdtype(leaf.dtype, jnp.inexact):
-            leaf = jnp.where(jnp.isfinite(leaf), leaf, 0)
-        total = total + jnp.sum(leaf.astype(total.dtype))
-    return total
-
-
-def guarded(fn: Callable) -> Callable:
-    """fn -> (witness of all its outputs, its scalar outputs): nothing it computes is dead."""
-
-    def run(*args):
-        out = fn(*args)
-        scalars = {k: v for k, v in out.items() if jnp.ndim(v) == 0}
-        return witness(out), scalars
-
-    return run
+def call_only(cost, a, b, init_args=()) -> Solution:
+    """A solve's call with no work: the same arguments (each read once) and outputs."""
+    read = cost[0, 0] + sum(jnp.ravel(leaf)[0] for leaf in jax.tree.leaves(init_args))
+    errors = jnp.full(MAX_ITERATIONS // INNER_ITERATIONS, -1.0, a.dtype).at[0].set(read)
+    return Solution(a + read.astype(a.dtype), b + read.astype(b.dtype), errors, a[0] > 0)
 
 
 @dataclass
 class Timing:
     seconds: list[float]  # per instance: median over the repeats
-    outputs: list[dict]  # per instance: the scalar outputs (iterations, converged)
+    outputs: list[dict]  # per instance: iterations and converged (of a solve)
     compile_seconds: float
 
 
-def time_instances(fn: Callable, ctx, a: jax.Array, b: jax.Array, threshold: float,
-                   repeats: int = 1) -> Timing:
-    """Compile, warm up on instance 0, then time every instance with block_until_ready."""
-    timed = jax.jit(guarded(fn))
+def instance_args(cost: jax.Array, a: jax.Array, b: jax.Array, init_args) -> list[tuple]:
+    """(cost, a_i, b_i, init_args) per instance, on device before any timing."""
+    return jax.block_until_ready([(cost, a[i], b[i], init_args) for i in range(len(a))])
+
+
+def time_instances(fn: Callable, args: Sequence[tuple], repeats: int = 1) -> Timing:
+    """Compile, warm up on instance 0, then time ``jit(fn)(*args[i])`` with block_until_ready."""
+    timed = jax.jit(fn)
     start = time.perf_counter()
-    jax.block_until_ready(timed(ctx, a[0], b[0], threshold))
+    jax.block_until_ready(timed(*args[0]))
     compile_seconds = time.perf_counter() - start
     seconds, outputs = [], []
-    for i in range(len(a)):
-        ai, bi = a[i], b[i]
-        jax.block_until_ready((ai, bi))  # the slicing is not part of the solve
+    for instance in args:
         runs = []
         for _ in range(repeats):
             start = time.perf_counter()
-            result = jax.block_until_ready(timed(ctx, ai, bi, threshold))
+            result = jax.block_until_ready(timed(*instance))
             runs.append(time.perf_counter() - start)
         seconds.append(float(np.median(runs)))
-        outputs.append({k: np.asarray(v).item() for k, v in result[1].items()})
+        outputs.append({"iterations": result.iterations, "converged": bool(result.converged)}
+                       if isinstance(result, Solution) else {})
     return Timing(seconds, outputs, compile_seconds)
 
 
-def time_batched(fn: Callable, ctx, a: jax.Array, b: jax.Array, threshold: float,
+def time_batched(solve: Callable, cost: jax.Array, a: jax.Array, b: jax.Array, init_args,
                  repeats: int = 1) -> dict:
     """All instances in one vmapped call: seconds per batch and instances per second."""
-    timed = jax.jit(guarded(jax.vmap(fn, in_axes=(None, 0, 0, None))))
-    jax.block_until_ready(timed(ctx, a, b, threshold))
+    timed = jax.jit(jax.vmap(solve, in_axes=(None, 0, 0, None)))
+    jax.block_until_ready(timed(cost, a, b, init_args))
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(timed(ctx, a, b, threshold))
+        jax.block_until_ready(timed(cost, a, b, init_args))
         runs.append(time.perf_counter() - start)
     seconds = float(np.median(runs))
     return {"instances": len(a), "seconds": seconds, "instances_per_second": len(a) / seconds}
 
 
-def error_curves(name: str, epsilon: float, ctx, a: jax.Array, b: jax.Array, iterations: int,
-                 model=None) -> np.ndarray:
+def error_curves(name: str, epsilon: float, cost: jax.Array, a: jax.Array, b: jax.Array,
+                 init_args, iterations: int, model=None) -> np.ndarray:
     """Marginal error after each of ``iterations`` Sinkhorn iterations, per instance."""
     # threshold -1 never converges, so every run does all iterations; OTT computes the
     # error only from min_iterations on, hence min_iterations stays 0.
-    solve = make_solve(name, epsilon, model, inner_iterations=1, max_iterations=iterations)
-    run = jax.jit(jax.vmap(lambda a, b: solve(ctx, a, b, -1.0)["errors"]))
-    return np.asarray(run(a, b))
+    run = _sinkhorn(name, epsilon, model, -1.0, inner_iterations=1, max_iterations=iterations)
+    errors = jax.jit(jax.vmap(lambda a, b: run(cost, a, b, init_args).errors))
+    return np.asarray(errors(a, b))
 
 
-def cost_model(name: str, epsilon: float, ctx, a: jax.Array, b: jax.Array,
-               iterations: Sequence[int], repeats: int = 3, model=None) -> dict:
+def cost_model(name: str, epsilon: float, cost: jax.Array, a: jax.Array, b: jax.Array,
+               init_args, iterations: Sequence[int], repeats: int = 3, model=None) -> dict:
     """Where the wall clock of a solve goes: call, initialization, fixed cost, iterations.
 
     Every test instance is solved for exactly n iterations for each n in ``iterations``
     (threshold -1 never converges; the error is still computed every 10 iterations, as in
     the timed solves), and a least-squares line through (n, seconds) splits a solve into a
     fixed cost and a cost per iteration. The fixed cost contains the call itself (timed
-    alone by ``dispatch``) and the initialization (timed alone). On a small problem on a
-    GPU the fixed cost can dominate; this is what says so.
+    alone: ``call_only``, the same arguments and outputs with no work) and the
+    initialization (timed alone). On a small problem on a GPU the fixed cost can
+    dominate; this is what says so.
 
     Fixed-length solves cost the same on every instance, so each part is the minimum over
     instances and rounds (noise on a shared machine only ever adds time); each round
     times every function on all instances in turn, so a slow spell cannot bias one of
     them.
     """
-    timed = {"call": jax.jit(guarded(dispatch)),
-             "initialization": jax.jit(guarded(make_initialize(name, epsilon, model)))}
+    timed = {"call": jax.jit(call_only),
+             "initialization": jax.jit(make_initialize(name, epsilon, model))}
     for n in iterations:
-        timed[n] = jax.jit(guarded(make_solve(name, epsilon, model, max_iterations=n)))
-    instances = jax.block_until_ready([(a[i], b[i]) for i in range(len(a))])  # not timed
+        timed[n] = jax.jit(make_solve(name, epsilon, model, threshold=-1.0, max_iterations=n))
+    instances = instance_args(cost, a, b, init_args)  # not timed
     for key, fn in timed.items():  # compile, and check the solves ran n iterations
-        for ai, bi in instances:
-            out = jax.block_until_ready(fn(ctx, ai, bi, -1.0))[1]
-            if key in iterations and int(out["iterations"]) != key:
-                raise RuntimeError(f"a {key}-iteration solve ran {int(out['iterations'])}")
-    samples = {key: [[] for _ in range(len(a))] for key in timed}
+        for args in instances:
+            out = jax.block_until_ready(fn(*args))
+            if key in iterations and out.iterations != key:
+                raise RuntimeError(f"a {key}-iteration solve ran {out.iterations}")
+    samples = {key: [[] for _ in instances] for key in timed}
     for _ in range(max(repeats, 3)):
         for key, fn in timed.items():
-            for i, (ai, bi) in enumerate(instances):  # back to back: warm, as a real loop
+            for i, args in enumerate(instances):  # back to back: warm, as a real loop
                 start = time.perf_counter()
-                jax.block_until_ready(fn(ctx, ai, bi, -1.0))
+                jax.block_until_ready(fn(*args))
                 samples[key][i].append(time.perf_counter() - start)
     fastest = {key: [min(runs) for runs in rows] for key, rows in samples.items()}
     best = np.asarray([min(fastest[n]) for n in iterations])
@@ -415,19 +461,25 @@ def plan_for(budget, family: str, **overrides) -> Plan:
 TIMING_METHOD = {
     "clock": "time.perf_counter around each call, after jax.block_until_ready on its result",
     "compile": "each timed function is compiled and run once on test instance 0 before timing",
-    "dead_code_guard": "the timed function returns a witness summing every output it computed "
-                       "(potentials, errors, iterations; the prediction timer: f), so XLA "
-                       "cannot skip work whose result is unused",
+    "dead_code_guard": "the timed functions return their results (the solve: f, g, iterations, "
+                       "converged; the prediction: f), and all their work feeds those "
+                       "results, so XLA cannot skip any of it",
     "per_instance": "median over `repeats` calls; table cells: mean and std over instances",
     "batched": "all test instances in one jax.vmap-ed call (throughput)",
     "cost_model": "solves of exactly n iterations for n in plan.cost_iterations, the call "
-                  "alone (every argument read, no work) and the initialization alone, each "
+                  "alone (a solve's arguments, each read, and its outputs; no work) and the "
+                  "initialization alone, each "
                   "compiled first, timed on all instances in turn, in rounds; each the "
                   "minimum over instances and rounds; least-squares line seconds = fixed + "
                   "n * per_iteration",
-    "timed_work": "initializer (Meta OT: MLP forward and g(f) half-step) + Sinkhorn to the "
-                  "threshold, one jitted function returning the potentials, the errors and "
-                  "the iteration count (the regularized cost OTT can attach is not asked for)",
+    "timed_work": "one jitted function solve(cost, a, b, initializer arrays) per initializer "
+                  "and threshold: the initializer (Meta OT: MLP forward and the g(f) "
+                  "half-step; Gaussian: the fit) and OTT's Sinkhorn to the threshold (a "
+                  "constant of the program), no host round trip in between, returning what "
+                  "a caller gets: f, g, the error history and the convergence flag (the "
+                  "iteration count is read from the errors afterwards, as OTT's n_iters does; "
+                  "OTT's regularized cost is not asked for, so not computed)",
+    "prediction": "predict(params, a, b) -> f, the MLP alone, its own jitted call",
 }
 
 
@@ -440,34 +492,36 @@ def sinkhorn_settings(family: ProblemFamily, plan: Plan) -> dict:
             "cost": family.cost_name, "epsilon": family.epsilon, "dtype": plan.dtype}
 
 
-def bench_initializer(family: ProblemFamily, name: str, ctx: Mapping[str, Any], a: jax.Array,
-                      b: jax.Array, plan: Plan, model=None,
+def bench_initializer(family: ProblemFamily, name: str, cost: jax.Array, a: jax.Array,
+                      b: jax.Array, init_args, plan: Plan, model=None,
                       log: Callable[[str], None] = print) -> dict:
     """Times to each threshold, iterations, batched throughput, error curves (a record body)."""
-    solve = make_solve(name, family.epsilon, model)
+    args = instance_args(cost, a, b, init_args)
     thresholds = []
     for tau in plan.thresholds:
-        timing = time_instances(solve, ctx, a, b, tau, repeats=plan.repeats)
+        solve = make_solve(name, family.epsilon, model, threshold=tau)
+        timing = time_instances(solve, args, repeats=plan.repeats)
         iterations = [o["iterations"] if o["converged"] else None for o in timing.outputs]
         row = {"threshold": tau, "seconds": timing.seconds, **_prefixed("seconds", timing.seconds),
                "iterations": iterations, **_prefixed("iterations", iterations),
                "converged": [bool(o["converged"]) for o in timing.outputs],
                "compile_seconds": timing.compile_seconds}
         if plan.batched:
-            row["batched"] = time_batched(solve, ctx, a, b, tau, repeats=plan.repeats)
+            row["batched"] = time_batched(solve, cost, a, b, init_args, repeats=plan.repeats)
         thresholds.append(row)
         log(f"  [{family.name} {name}] error <= {tau:g}: {row['seconds_mean']:.3g} s, "
             f"{row['iterations_mean']:.1f} iterations (mean of {len(a)})")
     metrics = {"thresholds": thresholds}
     if name in LEARNED:
-        pred = time_instances(make_predict(name, family.epsilon, model), ctx, a, b, 0.0,
+        pred = time_instances(make_predict(model), [(init_args, ai, bi) for _, ai, bi, _ in args],
                               repeats=plan.repeats)
         metrics["prediction_seconds"] = {"per_instance": pred.seconds,
                                          **mean_std(pred.seconds)}
     if plan.cost_iterations:
-        metrics["cost_model"] = cost_model(name, family.epsilon, ctx, a, b,
+        metrics["cost_model"] = cost_model(name, family.epsilon, cost, a, b, init_args,
                                            plan.cost_iterations, plan.repeats, model)
-    errors = error_curves(name, family.epsilon, ctx, a, b, plan.curve_iterations, model)
+    errors = error_curves(name, family.epsilon, cost, a, b, init_args, plan.curve_iterations,
+                          model)
     # 5 significant digits: the curves are for plots, and the paper-budget spherical
     # records would otherwise carry 10 x 1000 full-precision floats each.
     rounded = [[float(f"{e:.5g}") for e in row] for row in errors]
@@ -486,21 +540,27 @@ def _prefixed(prefix: str, values) -> dict:
 def record_versions() -> dict:
     import ott
 
-    from otarena.runner import versions
+    from otarena.provenance import versions
     return {**versions(), "ott-jax": ott.__version__}
 
 
 def identity(family: ProblemFamily, name: str, seed: int | None, budget, plan: Plan,
-             options: Mapping[str, Any], model_key: str | None) -> dict:
-    """What determines a record: also the device, since the numbers are wall clock."""
-    from otarena.runner import device_description
+             model_key: str | None) -> dict:
+    """What determines a record: also the device, since the numbers are wall clock.
+
+    The family's resolved options (the MNIST grid, the population file) and the way its
+    test instances were drawn are part of it, so records of different instance sets never
+    share a run id, whether an option was given or defaulted.
+    """
+    from otarena.provenance import device_description
     from otarena.store import SCHEMA
 
     device = device_description()
     return {"schema": SCHEMA, "suite": SUITE, "pair": family.name, "solver": name,
             "solver_config": {"model": model_key, "sinkhorn": sinkhorn_settings(family, plan)},
             "seed": seed, "budget": budget.as_dict(), "plan": plan.as_dict(),
-            "family_options": dict(options),
+            "family_options": dict(family.options),
+            "test_draws": family.provenance.get("test_draws"),
             "data_sha256": list(family.provenance.get("sha256", [])),
             "device_kind": {"platform": device["platform"], "kind": device["kind"]}}
 
@@ -516,7 +576,7 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
     iterations); learned initializers get one record per seed, the others one in all.
     Trained models are cached under ``artifacts`` (see ``otarena.metaot.artifacts_dir``).
     """
-    from otarena.runner import device_description, git_state
+    from otarena.provenance import device_description, git_state
     from otarena.store import run_id
 
     for name in initializers:
@@ -534,7 +594,7 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
         with jax.enable_x64(plan.dtype == "float64"):
             a, b, test_info = family.test_instances(plan.test_instances)
             x, y = family.points()
-            base_ctx = {"cost": family.cost_matrix(), "x": x, "y": y}
+            cost = family.cost_matrix()
             for name in initializers:
                 for seed in (seeds if name in LEARNED else [None]):
                     config = model = None
@@ -543,7 +603,7 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
                             family=fam_name, family_provenance=dict(family.provenance),
                             iterations=plan.train_iterations, batch=plan.batch, seed=seed,
                             dtype=plan.dtype, trainer=LEARNED[name])
-                    ident = identity(family, name, seed, budget, plan, options,
+                    ident = identity(family, name, seed, budget, plan,
                                      config.key() if config else None)
                     rid = run_id(ident)
                     wanted.append(rid)
@@ -551,14 +611,14 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
                     if rid in done:
                         log(f"[{label}] already in {store.root}, skipped")
                         continue
-                    ctx, training = dict(base_ctx), None
+                    params = training = None
                     if config is not None:
                         trained = metaot.trained_model(
                             family, config, artifacts, retrain=retrain, log=log,
                             info={"device": device_description(), "versions": record_versions(),
                                   "git": git_state()})
                         model = trained.model(len(family.x))
-                        ctx["params"] = jax.device_put(trained.params)
+                        params = jax.device_put(trained.params)
                         training = {"config": dict(config.__dict__), "artifact": trained.artifact,
                                     "cached": trained.cached, "train_seconds": trained.train_seconds,
                                     "steady_seconds_per_iteration": trained.steady_seconds_per_iteration,
@@ -570,11 +630,14 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
                         status, body = "training diverged", {"metrics": {"thresholds": []},
                                                              "curve": None}
                     else:
-                        body = bench_initializer(family, name, ctx, a, b, plan, model, log=log)
+                        body = bench_initializer(family, name, cost, a, b,
+                                                 initializer_args(name, x, y, params), plan,
+                                                 model, log=log)
                         converged = all(all(t["converged"]) for t in body["metrics"]["thresholds"])
                         status = "ok" if converged else "not converged"
                     record = {**ident, "run_id": rid, "status": status,
-                              "family": fam_name, "initializer": name, "label": LABELS[name],
+                              "family": fam_name, "variant": family.variant,
+                              "initializer": name, "label": LABELS[name],
                               **body, "training": training,
                               "sinkhorn": sinkhorn_settings(family, plan),
                               "timing_method": TIMING_METHOD,

@@ -39,6 +39,9 @@ class Fitted:
     # (name -> (forward, inverse)).
     reported_iterate: str = "final"
     alternatives: Mapping[str, tuple[Map, Map | None]] = field(default_factory=dict)
+    # Metrics known exactly, which replace the estimates from samples (the official code
+    # sets the constant map's L2-UVP to 100, its value by construction).
+    exact_metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Solver:
     source: str = ""  # the file that defined it
     # Optional: train several seeds in one compiled program, one Fitted per key.
     fit_seeds: Callable[[Pair, jax.Array, Budget], list[Fitted]] | None = None
+    # The engine configuration (``otarena.dual.DualSpec``) of solvers built on the engine;
+    # benchmarks time its programs directly.
+    engine_spec: Any = None
 
 
 def _solvers_of(module) -> list[Solver]:

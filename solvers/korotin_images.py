@@ -57,7 +57,9 @@ def fit_reversed_seeds(pair, keys, budget):
     """[MM:R]: train on the reversed pair; its inverse map (the UNet) maps P -> Q."""
     fitted = train(pair.reversed(), MM, keys, budget)
     return [Fitted(forward=f.inverse, inverse=f.forward, iterations=f.iterations,
-                   diverged=f.diverged,
+                   diverged=f.diverged, reported_iterate=f.reported_iterate,
+                   alternatives={name: (inverse, forward)
+                                 for name, (forward, inverse) in f.alternatives.items()},
                    curve=tuple({_swap(k): v for k, v in point.items()} for point in f.curve),
                    info={**f.info, "trained_on": "the reversed pair (potential on Q); forward "
                                                  "map = the UNet, inverse = grad of the potential"})

@@ -100,7 +100,7 @@ def test_data_path_and_verify():
 def test_neural_solvers_smoke_matrix(tmp_path):
     """The issue's command: every listed solver on hd-2 and hd-4, two seeds, smoke budget."""
     store = tmp_path / "results"
-    solvers = ["W2", "MM", "MMv1", "MMv2", "icnn-objective-lbfgs", "mlp-regression-adam"]
+    solvers = ["W2", "MM", "MMv1", "MMv2", "icnn-objective-lbfgs-high-precision", "mlp-regression-adam"]
     otarena("run", "--pairs", "hd-2,hd-4", "--solvers", ",".join(solvers), "--seeds", "0,1",
             "--budget", "smoke", "--results", str(store), "--quiet")
     records = [json.loads(line) for line in (store / "records.jsonl").read_text().splitlines()]

@@ -172,3 +172,21 @@ def test_vmapped_seeds_match_separate_runs():
     x = pair.sample_source(jax.random.key(9), 64)
     np.testing.assert_allclose(np.asarray(both[1].forward(x)), np.asarray(alone[0].forward(x)),
                                rtol=1e-3, atol=1e-4)
+
+
+def test_paper_budget_runs_in_full_fp32_and_records_it():
+    """The papers' networks ran in fp32 on pre-Ampere GPUs; on an H200 JAX's default is
+    TF32. A paper-budget cell trains under ``jax.default_matmul_precision('float32')``."""
+    seen = {}
+
+    def fit(pair, key, budget):
+        seen["precision"] = jax.config.jax_default_matmul_precision
+        return solver.Fitted(forward=lambda x: x, inverse=lambda y: y)
+
+    probe = solver.Solver("probe", fit, {})
+    for profile, expected in (("paper", "float32"), ("quick", "default")):
+        cell = runner.Cell("hd-2", False, probe, 0, Budget(profile), 4096)
+        [record] = runner.run_cells([cell])
+        assert record["numerics"]["matmul_precision"] == expected
+        assert seen["precision"] == expected
+    assert Budget("paper").as_dict() == {"profile": "paper", "iterations": None, "eval_every": None}

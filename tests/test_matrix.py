@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from otarena import pairs, runtime, suites
+from otarena import matrix, pairs, runtime, suites
 from otarena.budgets import Budget
 from otarena.dual import DualSpec, train
 from otarena.plugins import repo_root
@@ -128,7 +128,7 @@ def test_slurm_path_through_submitit_local_executor(tmp_path):
 def test_suites_cover_the_paper_tables():
     hd_icnn = suites.get("hd-icnn")
     assert hd_icnn.size("paper") == 8 * 9 * 10  # 8 Amos rows and the OTT peer
-    assert set(hd_icnn.solvers) == {f"icnn-{r}" for r in suites.AMOS_ROWS} | {"ott-w2neuraldual"}
+    assert set(hd_icnn.solvers) == set(matrix.paper_row_names("icnn")) | {"ott-w2neuraldual"}
     baselines = suites.get("hd-baselines")
     assert "MMv1" in baselines.solvers and set(baselines.reversed_solvers) == {"W2", "MMv2", "MM"}
     from otarena import solver

@@ -50,11 +50,48 @@ def test_a_missing_or_damaged_idx_file_is_one_clear_error(mnist, tmp_path, monke
         mnist.load("test")
 
 
-def test_grid_is_the_papers_pixel_layout(mnist):
-    points = mnist.grid()
+def test_pixel_grid_is_the_papers_2d_layout(mnist):
+    points = mnist.pixel_grid()
     # The paper's construction: rows from y=1 down to y=0, columns from x=0 to x=1.
     expected = [[j, i] for i in np.linspace(1, 0, 28) for j in np.linspace(0, 1, 28)]
     np.testing.assert_allclose(points, expected, atol=1e-15)
+
+
+def test_grid_is_a_named_option_and_the_1d_grid_of_table_1_is_the_default(mnist):
+    """The code that made Table 1 put the 784 pixels at linspace(0, 1, 784) on a line."""
+    family = mnist.build()
+    assert family.options == {"grid": "1d"} and family.variant == "1-D grid"
+    assert family.provenance["grid"] == "1d" and "linspace" in family.provenance["atoms"]
+    np.testing.assert_array_equal(family.x, np.linspace(0, 1, 784).reshape(784, 1))
+    np.testing.assert_array_equal(family.y, family.x)
+    with jax.enable_x64(True):
+        cost = np.asarray(family.cost_matrix())
+    assert cost.shape == (784, 784)
+    np.testing.assert_allclose([cost[0, 783], cost[0, 1]], [1.0, (1 / 783) ** 2])
+    two = mnist.build(grid="2d")
+    assert two.options == {"grid": "2d"} and two.variant == "2-D grid"
+    np.testing.assert_array_equal(two.x, mnist.pixel_grid())
+    assert two.provenance != family.provenance  # so a trained model's cache key differs
+    with pytest.raises(DataError, match="unknown MNIST grid '3d'; known: 1d, 2d"):
+        mnist.build(grid="3d")
+    with pytest.raises(DataError, match="unknown mnist family options"):
+        mnist.build(pixels=28)
+
+
+def test_test_pairs_are_the_ones_the_papers_jax_drew(mnist):
+    """JAX >= 0.5 draws other digits from PRNGKey(0) (jax_threefry_partitionable=True).
+
+    The pinned indices were computed with JAX 0.4.13, whose default is the old
+    non-partitionable threefry (and with JAX 0.10 under partitionable=False); today's
+    default draws [5016, 3732, 5460, 822, 7937] and [1048, 1132, 5093, 6425, 3610].
+    """
+    family = mnist.build()
+    before = jax.config.jax_threefry_partitionable
+    _, _, info = family.test_instances(10)
+    assert info["indices_a"][:5] == [8924, 8830, 7095, 5700, 5938]
+    assert info["indices_b"][:5] == [6994, 1664, 4543, 6622, 6232]
+    assert "partitionable=False" in info["prng"]
+    assert jax.config.jax_threefry_partitionable == before  # scoped to the draws only
 
 
 def test_test_pairs_are_fixed_normalized_and_dtype_independent(mnist):
@@ -153,6 +190,23 @@ def test_cell_centres_and_great_circle_cost(spherical):
         c = np.asarray(spherical.great_circle(x, x))
     np.testing.assert_allclose(c[0, 1], np.pi / 2)
     np.testing.assert_allclose(np.diag(c), np.arccos(1 / 1.0001))  # the paper's 1e-4 guard
+
+
+def test_spherical_test_weights_are_the_ones_the_papers_jax_drew(spherical):
+    """First test instance, as JAX 0.4.13 (non-partitionable threefry) draws it."""
+    family = spherical.build()
+    before = jax.config.jax_threefry_partitionable
+    with jax.enable_x64(True):
+        a, b, info = family.test_instances(2)
+    np.testing.assert_allclose(a[0, :6], [0.03613579174041039, 0.0024531561161120485, 0.0,
+                                          0.016774148098836105, 0.0, 0.016690563107997446],
+                               rtol=1e-14)
+    np.testing.assert_allclose(b[0, :4], [4.420935814951177e-05, 0.0001452104491155844,
+                                          0.00011322937989608189, 5.5031378852977604e-05],
+                               rtol=1e-14)
+    assert "partitionable=False" in info["prng"] and family.provenance["test_draws"]
+    assert jax.config.jax_threefry_partitionable == before
+    assert family.options["population_file"] == "pop-15min.npy"
 
 
 def test_spherical_weights_as_in_the_paper(spherical):

@@ -13,9 +13,9 @@ from ott.solvers.linear import sinkhorn
 from otarena import metaot, sinkhorn_bench as sb
 
 
-@pytest.fixture(scope="module")
-def mnist_family():
-    return sb.load_family("mnist")
+@pytest.fixture(scope="module", params=["1d", "2d"])
+def mnist_family(request):
+    return sb.load_family("mnist", grid=request.param)
 
 
 def _problem(cost, a, b, eps):
@@ -26,12 +26,12 @@ def test_gaussian_initializer_matches_otts_and_the_closed_form(mnist_family):
     with jax.enable_x64(True):
         a, b, _ = mnist_family.test_instances(2)
         x, y = mnist_family.points()
-        ctx = {"cost": mnist_family.cost_matrix(), "x": x, "y": y}
+        cost = mnist_family.cost_matrix()
 
         @jax.jit
-        def ours(ctx, a, b):
-            problem = _problem(ctx["cost"], a, b, mnist_family.epsilon)
-            return sb.make_initializer("gaussian", ctx, problem.geom)(problem, lse_mode=True)
+        def ours(cost, a, b):
+            problem = _problem(cost, a, b, mnist_family.epsilon)
+            return sb.make_initializer("gaussian", (x, y), problem.geom)(problem, lse_mode=True)
 
         @jax.jit
         def otts(a, b):  # OTT's GaussianInitializer on the point-cloud problem, directly
@@ -39,7 +39,7 @@ def test_gaussian_initializer_matches_otts_and_the_closed_form(mnist_family):
                                                  a=a, b=b)
             return initializers.GaussianInitializer()(cloud, lse_mode=True)
 
-        f, g = ours(ctx, a[1], b[1])
+        f, g = ours(cost, a[1], b[1])
         f_ott, g_ott = otts(a[1], b[1])
     f, f_ott = np.asarray(f), np.asarray(f_ott)
     np.testing.assert_array_equal(np.isfinite(f), np.asarray(a[1]) > 0)  # zero weights: -inf
@@ -73,19 +73,20 @@ def test_meta_ot_initializer_gives_an_exact_b_marginal(mnist_family):
         a, b = a[0], b[0]
         model = metaot.MetaMLP(n_out=784, hidden=32, layers=2, dtype=jnp.float64)
         params = model.init(jax.random.key(3), jnp.zeros(1568, jnp.float64))["params"]
-        ctx = {"cost": mnist_family.cost_matrix(), "params": params}
+        cost = mnist_family.cost_matrix()
 
         @jax.jit
-        def run(ctx, a, b):
-            problem = _problem(ctx["cost"], a, b, mnist_family.epsilon)
-            f, g = sb.make_initializer("meta-ot", ctx, problem.geom, model)(problem, lse_mode=True)
+        def run(cost, a, b, params):
+            problem = _problem(cost, a, b, mnist_family.epsilon)
+            f, g = sb.make_initializer("meta-ot", params, problem.geom, model)(problem,
+                                                                               lse_mode=True)
             marginal = problem.geom.marginal_from_potentials(f, g, axis=0)
             # OTT's own MetaInitializer with the same parameters
-            f_ott, _ = sb.make_initializer("ott-meta", ctx, problem.geom, model)(problem,
-                                                                                 lse_mode=True)
+            f_ott, _ = sb.make_initializer("ott-meta", params, problem.geom, model)(problem,
+                                                                                    lse_mode=True)
             return f, g, marginal, f_ott
 
-        f, g, marginal, f_ott = run(ctx, a, b)
+        f, g, marginal, f_ott = run(cost, a, b, params)
         raw = jax.jit(lambda p, a, b: metaot.predict_f(model, p, a, b))(params, a, b)
     f, g = np.asarray(f), np.asarray(g)
     np.testing.assert_array_equal(np.isfinite(f), np.asarray(a) > 0)

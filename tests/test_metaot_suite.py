@@ -8,7 +8,7 @@ import pytest
 from otarena import report_metaot, sinkhorn_bench as sb
 from otarena.budgets import Budget
 from tests.conftest import otarena
-from otarena.store import Store
+from otarena.store import Store, run_id
 
 
 @pytest.mark.slow
@@ -44,6 +44,9 @@ def test_cli_run_records_and_report(tmp_path):
                   "timing_method", "sinkhorn", "metrics", "curve", "training", "test_instances"):
         assert field in r, field
     assert r["pair"] == "mnist" and r["budget"]["profile"] == "smoke"
+    assert r["family_options"] == {"grid": "1d"} and r["variant"] == "1-D grid"
+    assert "partitionable=False" in r["test_instances"]["prng"]
+    assert r["test_instances"]["indices_a"][:2] == [8924, 8830]
     assert "ott-jax" in r["versions"] and r["data"]["files"][0].startswith("mnist/")
     assert "dead_code_guard" in r["timing_method"]
     assert r["metrics"]["prediction_seconds"]["mean"] > 0
@@ -54,6 +57,14 @@ def test_cli_run_records_and_report(tmp_path):
     assert again.stdout.count("skipped") == 4
     assert len((results / "metaot-sinkhorn.jsonl").read_text().splitlines()) == 4
     assert len(list(artifacts.glob("metaot-mnist-*/params.msgpack"))) == 2  # ours and OTT's
+
+    # the 2-D grid is another instance set: new records beside the 1-D ones, never in their place
+    two = otarena("metaot", "run", "--budget", "smoke", "--families", "mnist", "--mnist-grid", "2d",
+                  "--initializers", "zeros", "--results", str(results), "--artifacts", str(artifacts))
+    assert "skipped" not in two.stdout
+    grids = [json.loads(line)["family_options"] for line in
+             (results / "metaot-sinkhorn.jsonl").read_text().splitlines()]
+    assert grids.count({"grid": "2d"}) == 1 and grids.count({"grid": "1d"}) == 4
 
     # the spherical family in the same store (smoke: one instance to 1e-1)
     sph = otarena("metaot", "run", "--budget", "smoke", "--families", "spherical",
@@ -77,14 +88,25 @@ def test_cli_run_records_and_report(tmp_path):
     assert r"\toprule" in tex and r"\bottomrule" in tex and "GP100" in tex
     assert r"4.5\cdot10^{-3}" in tex  # the paper's zeros time on MNIST, side by side
     assert "pop-15min.npy (unadjusted)" in tex  # which population grid was used
-    for family in ("mnist", "spherical"):
-        assert (out / f"metaot_errors_{family}.png").stat().st_size > 0
+    for section in ("mnist-1-d-grid", "mnist-2-d-grid", "spherical"):  # a figure per section
+        assert (out / f"metaot_errors_{section}.png").stat().st_size > 0
     md = (out / "metaot.md").read_text()
     assert "t_zeros / t_Meta" in md and "### Spherical" in md
+    assert "### MNIST (1-D grid;" in md and "### MNIST (2-D grid;" in md
+    assert "These records are CPU / smoke" in md and "Wall ratio vs algorithm-only ratio" in md
     assert "Where the time of a solve to 0.01 goes" in md and "algorithm's work only" in tex
     report_again = otarena("metaot", "report", "--results", str(results), "--out", str(out))
     assert str(out / "metaot.md") in report_again.stdout
     assert (out / "metaot_table1.tex").read_text() == tex
+
+
+def test_the_grid_is_part_of_a_records_identity_given_or_defaulted():
+    def rid(**options):
+        family = sb.load_family("mnist", **options)
+        plan = sb.plan_for(Budget("smoke"), "mnist")
+        return run_id(sb.identity(family, "zeros", None, Budget("smoke"), plan, None))
+
+    assert rid() == rid(grid="1d") != rid(grid="2d")
 
 
 def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
@@ -104,6 +126,8 @@ def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
                                             "--results", str(tmp_path))
     assert "no metaot-sinkhorn records" in fails("metaot", "report",
                                                  "--results", str(tmp_path / "none"))
+    assert "unknown MNIST grid '3d'" in fails("metaot", "run", "--mnist-grid", "3d",
+                                              "--results", str(tmp_path))
 
 
 def test_paper_values_are_the_papers():

@@ -108,3 +108,30 @@ def test_a_diverging_training_stops_and_says_so(family, trainer, tmp_path):
     assert any("diverged" in line for line in lines)
     assert metaot.trained_model(sick, config, artifacts=tmp_path, log=lines.append).diverged_at \
         == trained.diverged_at  # the cache keeps the verdict
+
+
+def test_paper_plan_keeps_float32_parameters_and_computes_in_float64(family, tmp_path):
+    """As the paper's model: nn.Dense(dtype=float64) under flax's default param_dtype float32."""
+    from otarena.budgets import Budget
+
+    plan = sb.plan_for(Budget("paper"), "mnist")
+    config = _config(family, iterations=3, batch=4, hidden=16, dtype=plan.dtype)
+    assert plan.dtype == "float64" and config.param_dtype == "float32"
+    trained = metaot.trained_model(family, config, artifacts=tmp_path, log=lambda _: None)
+    again = metaot.trained_model(family, config, artifacts=tmp_path, log=lambda _: None)
+    for params in (trained.params, again.params):  # trained, and as read back from the cache
+        assert {p.dtype for p in jax.tree.leaves(params)} == {np.dtype("float32")}
+    with jax.enable_x64(True):
+        a, b = family.sample_train(jax.random.key(0), 1)
+        f = metaot.predict_f(trained.model(784), trained.params, a[0], b[0])
+        assert f.dtype == jnp.float64
+        # float64 arithmetic on the float32 weights, layer by layer
+        z = jnp.concatenate([a[0], b[0]])
+        layers = [trained.params[f"Dense_{i}"] for i in range(len(trained.params))]
+        for i, layer in enumerate(layers):
+            z = z @ layer["kernel"].astype(jnp.float64) + layer["bias"].astype(jnp.float64)
+            z = jax.nn.relu(z) if i < len(layers) - 1 else z
+        np.testing.assert_allclose(f, z, rtol=1e-12, atol=1e-12)
+    assert dataclasses.replace(config, param_dtype="float64").key() != config.key()
+    with pytest.raises(ValueError, match="param_dtype"):
+        dataclasses.replace(config, param_dtype="float16")
