@@ -362,10 +362,9 @@ def build_family(recipe: Mapping, levels: list[str] | None = None, overrides: Ma
     computed with the official estimators, devices and versions) to ``out``. Potentials
     already built with the same settings are kept. Returns the manifest path.
     """
-    import datetime as dt
     import time
 
-    from otarena import runner
+    from otarena import provenance
 
     cfg = {**W2GN_DEFAULTS, **recipe.get("w2gn", {}), **(overrides or {})}
     levels = list(recipe["levels"]) if levels is None else levels
@@ -402,9 +401,7 @@ def build_family(recipe: Mapping, levels: list[str] | None = None, overrides: Ma
             "estimate_size": estimate_size, "cost_size": cost_size, "key": CONSTANTS_KEY,
             "estimator": ESTIMATOR, "sha256": [manifest["files"][f] for f in files]}
         _write_atomic(path, json.dumps(manifest, indent=1).encode())
-    manifest["built"] = {"device": runner.device_description(), "versions": runner.versions(),
-                         "git": runner.git_state(),
-                         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    manifest["built"] = provenance.stamp()
     _write_atomic(path, json.dumps(manifest, indent=1).encode())
     return path
 

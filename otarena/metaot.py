@@ -21,7 +21,6 @@ batches, through its ``update``) as a peer row.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import time
@@ -38,6 +37,7 @@ import numpy as np
 import optax
 from ott.geometry import geometry
 
+from otarena.provenance import timestamp
 from otarena.store import run_id
 
 TRAINERS = ("otarena", "ott")  # our scan loop, or OTT-JAX's MetaInitializer.update
@@ -281,7 +281,7 @@ def save(trained: Trained, root: Path, info: dict) -> Path:
             "diverged_at": trained.diverged_at,
             "train_seconds": trained.train_seconds,
             "steady_seconds_per_iteration": trained.steady_seconds_per_iteration,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": timestamp(),
             **info}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     if folder.exists():  # another process finished first: keep its copy

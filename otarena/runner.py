@@ -16,12 +16,11 @@ from tqdm import tqdm
 from otarena import metrics, pairs, runtime
 from otarena.budgets import Budget
 from otarena.errors import OtarenaError
-from otarena.provenance import device_description, git_state, numerics, timestamp, versions
+from otarena.provenance import git_state, numerics, stamp
 from otarena.solver import Fitted, Solver
 from otarena.store import SCHEMA, Store, run_id
 
-__all__ = ["Cell", "cells", "groups", "run", "run_cells", "device_description", "git_state",
-           "versions"]
+__all__ = ["Cell", "cells", "groups", "run", "run_cells"]
 
 
 # jax.random.key keeps 32 bits of a seed: 2**32 would silently be seed 0 again
@@ -138,11 +137,8 @@ def _record(cell: Cell, pair, fitted, wall_seconds: float, vmapped: int, precisi
         "solver_label": cell.solver.label,
         "solver_info": info,
         "pair_provenance": dict(pair.provenance),
-        "device": device_description(),
         "numerics": numerics(precision),
-        "versions": versions(),
-        "git": git_state(),
-        "created": timestamp(),
+        **stamp(),
     }
     if len(by_iterate) > 1:
         record["metrics_by_iterate"] = by_iterate
@@ -158,8 +154,7 @@ def failed_record(cell: Cell, error: Exception) -> dict:
     return {**cell.identity(), "run_id": cell.run_id, "status": "failed", "metrics": {},
             "curve": [], "iterations": 0, "error": line[:500],
             "traceback": "".join(traceback.format_exception(error)),
-            "solver_label": cell.solver.label, "device": device_description(),
-            "versions": versions(), "git": git_state(), "created": timestamp()}
+            "solver_label": cell.solver.label, **stamp()}
 
 
 def cells(pair_names: Iterable[str], solvers: Iterable[Solver], seeds: Iterable[int],

@@ -31,7 +31,6 @@ prediction timer returned a constant, which lets XLA skip the MLP entirely).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -402,10 +401,6 @@ def mean_std(values: Sequence[float]) -> dict:
     return {"mean": float(np.mean(v)), "std": float(np.std(v))}
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 # -- budgets --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -537,13 +532,6 @@ def _prefixed(prefix: str, values) -> dict:
 
 # -- the suite ------------------------------------------------------------------------------
 
-def record_versions() -> dict:
-    import ott
-
-    from otarena.provenance import versions
-    return {**versions(), "ott-jax": ott.__version__}
-
-
 def identity(family: ProblemFamily, name: str, seed: int | None, budget, plan: Plan,
              model_key: str | None) -> dict:
     """What determines a record: also the device, since the numbers are wall clock.
@@ -576,7 +564,7 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
     iterations); learned initializers get one record per seed, the others one in all.
     Trained models are cached under ``artifacts`` (see ``otarena.metaot.artifacts_dir``).
     """
-    from otarena.provenance import device_description, git_state
+    from otarena.provenance import stamp
     from otarena.store import run_id
 
     for name in initializers:
@@ -615,8 +603,7 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
                     if config is not None:
                         trained = metaot.trained_model(
                             family, config, artifacts, retrain=retrain, log=log,
-                            info={"device": device_description(), "versions": record_versions(),
-                                  "git": git_state()})
+                            info={k: v for k, v in stamp().items() if k != "created"})
                         model = trained.model(len(family.x))
                         params = jax.device_put(trained.params)
                         training = {"config": dict(config.__dict__), "artifact": trained.artifact,
@@ -643,8 +630,7 @@ def run_suite(budget, seeds: Sequence[int], store, families: Sequence[str] = ("m
                               "timing_method": TIMING_METHOD,
                               "test_instances": {"n": len(a), **test_info},
                               "data": dict(family.provenance),
-                              "device": device_description(), "versions": record_versions(),
-                              "git": git_state(), "created": now()}
+                              **stamp()}
                     store.add(record, replace=force)
     wanted = set(wanted)
     return [r for r in store.records() if r["run_id"] in wanted]
