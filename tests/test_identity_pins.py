@@ -7,7 +7,8 @@ cells. A refactor that changes any of them would orphan records; it fails here.
 
 The committed Meta OT records predate the family options and the paper's test draws, so
 their run ids cannot be recomputed (``test_committed_records`` covers the map records);
-the Meta OT pins are the run ids that code gave its own cells.
+the Meta OT pins are the run ids that code gave its own cells, and the cells ``otarena
+run`` builds now must get the same.
 """
 
 import hashlib
@@ -17,9 +18,10 @@ from pathlib import Path
 import jax
 import pytest
 
-from otarena import metaot, plugins, sinkhorn_bench as sb, solver
+from otarena import plugins, solver
 from otarena.budgets import Budget
-from otarena.store import canonical, run_id
+from otarena.sinkhorn import task as sinkhorn_task
+from otarena.store import canonical
 
 PINS = json.loads((Path(__file__).parent / "fixtures" / "identity_pins.json").read_text())
 
@@ -43,28 +45,21 @@ def test_dual_spec_configs_are_unchanged():
         assert sha(specs[name].config()) == pinned, name
 
 
-def _metaot_cell_run_id(key: str) -> str:
+def _metaot_cell(key: str) -> sinkhorn_task.Cell:
+    """The cell the runner gets for a pinned key (family|options|profile|iterations|plan
+    overrides|initializer|seed), built as ``otarena run`` builds it."""
     family_name, options, profile, iterations, overrides, name, seed = key.split("|")
-    options, overrides = json.loads(options), json.loads(overrides)
-    iterations = None if iterations == "None" else int(iterations)
-    seed = None if seed == "None" else int(seed)
-    if "thresholds" in overrides:
-        overrides["thresholds"] = tuple(overrides["thresholds"])
-    family = sb.load_family(family_name, **options)
-    if family_name == "spherical" and family.options["population_file"] != "pop-15min.npy":
-        pytest.skip("another population grid than the pinned one is installed")
-    budget = Budget(profile, iterations=iterations)
-    plan = sb.plan_for(budget, family_name, **overrides)
-    config = None
-    if name in sb.LEARNED:
-        config = metaot.TrainConfig(
-            family=family_name, family_provenance=dict(family.provenance),
-            iterations=plan.train_iterations, batch=plan.batch, seed=seed, dtype=plan.dtype,
-            trainer=sb.LEARNED[name])
-    return run_id(sb.identity(family, name, seed, budget, plan, config.key() if config else None))
+    budget = Budget(profile, iterations=None if iterations == "None" else int(iterations))
+    seeds = [0] if seed == "None" else [int(seed)]
+    [cell] = sinkhorn_task.cells([family_name], [name], seeds, budget,
+                                 {family_name: json.loads(options)}, json.loads(overrides))
+    return cell
 
 
 @pytest.mark.skipif(jax.devices()[0].platform != "cpu", reason="the pins were made on a CPU")
 @pytest.mark.parametrize("key", sorted(PINS["metaot_run_ids"]))
 def test_metaot_run_ids_are_unchanged(key):
-    assert _metaot_cell_run_id(key) == PINS["metaot_run_ids"][key]
+    cell = _metaot_cell(key)
+    if cell.family == "spherical" and cell.problem.options["population_file"] != "pop-15min.npy":
+        pytest.skip("another population grid than the pinned one is installed")
+    assert cell.run_id == PINS["metaot_run_ids"][key]

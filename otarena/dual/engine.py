@@ -211,7 +211,6 @@ class Engine(Programs):
                 100.0 * jnp.mean(jnp.sum((inverse - x) ** 2, 1)) / self.pair.source_var)
 
     def track_best(self, state, t):
-        rule = self.spec.best_iterate
         key = jax.random.fold_in(jax.random.fold_in(state["key"], t), 0xBE57)
         fwd, inv = self.fresh_scores(state["psi"], state, key, self.best_size)
         best = dict(state["best"])
