@@ -2,7 +2,7 @@
 
 import jax
 
-from benchmarks.throughput import engine_solvers, spec_of
+from benchmarks.throughput import engine_solvers
 
 CHUNK = 20
 
@@ -23,7 +23,7 @@ class TrainingChunk:
         from otarena.dual import engine_for
 
         # short pretraining; the chunk program is the same at every budget
-        self.engine = engine_for(pairs.load("hd-16"), spec_of(engine_solvers()[solver]),
+        self.engine = engine_for(pairs.load("hd-16"), engine_solvers()[solver],
                                  Budget("smoke", iterations=10**9, eval_every=CHUNK))
         keys = jax.numpy.stack([jax.random.key(s) for s in range(seeds)])
         self.states = self.engine.init_states(keys, self.engine.pretrain_steps)

@@ -107,8 +107,56 @@ def _official_constants(dim: int) -> dict | None:
     return json.loads(CONSTANTS_FILE.read_text())["dims"].get(str(dim))
 
 
-def summed_potential(stacked, x):
-    return dense_icnn.dense_icnn_sum(stacked, x, STRONG_CONVEXITY)
+def fuse(stacked: dense_icnn.Params) -> dict:
+    """Both potentials' weights laid out for one evaluation of psi_1 + psi_2 in plain 2-D
+    matmuls, the two networks side by side in the columns (network-major).
+
+    Every quadratic layer of both networks reads x, so all their projections of x (rank
+    and linear parts) are one matmul ``x @ x_weights``; a convex layer of both networks
+    is one matmul with a block-diagonal weight, the final layers one matrix-vector product.
+    On a GPU a batch of the ground truth costs about a kernel per small matmul and per
+    transpose, so this removes most of its time. The sums of products are those of
+    :func:`otarena.models.dense_icnn.dense_icnn` (rounding aside).
+    """
+    nets, _, rank, _ = stacked["quadratic_layers.0.quadratic_decomposed"].shape
+    columns, layout, start = [], [], 0
+    for l in range(dense_icnn.num_layers(stacked)):
+        a = stacked[f"quadratic_layers.{l}.quadratic_decomposed"]  # (nets, D, rank, width)
+        w = stacked[f"quadratic_layers.{l}.weight"]  # (nets, width, D)
+        width = a.shape[-1]
+        columns += [jnp.moveaxis(a, 0, 1).reshape(a.shape[1], -1),  # columns (net, rank, out)
+                    jnp.moveaxis(w, 2, 0).reshape(w.shape[2], -1)]  # columns (net, out)
+        layout.append((start, start + nets * rank * width, start + nets * (rank + 1) * width,
+                       width))
+        start = layout[-1][2]
+
+    def block_diagonal(w):  # (nets, out, in) -> (nets * in, nets * out): z @ it per network
+        return jax.scipy.linalg.block_diag(*[w[k].T for k in range(nets)])
+
+    return {"x_weights": jnp.concatenate(columns, axis=1), "layout": tuple(layout),
+            "nets": nets, "rank": rank,
+            "bias": [stacked[f"quadratic_layers.{l}.bias"].reshape(-1) for l in range(len(layout))],
+            "convex": [block_diagonal(stacked[f"convex_layers.{l}.weight"])
+                       for l in range(len(layout) - 1)],
+            "final": stacked["final_layer.weight"].reshape(-1)}  # (nets * last,)
+
+
+def summed_potential(fused: dict, x):
+    """psi_1(x) + psi_2(x) for the weights of :func:`fuse`, each row of x (n, D) -> (n,)."""
+    exact = dense_icnn.EXACT
+    n, nets, rank = x.shape[0], fused["nets"], fused["rank"]
+    projected = jnp.dot(x, fused["x_weights"], precision=exact)
+    z = None
+    for l, (start, mid, stop, width) in enumerate(fused["layout"]):
+        u = projected[:, start:mid]
+        if rank > 1:
+            u = u.reshape(n, nets, rank, width)
+        squares = (jnp.sum(u * u, axis=2) if rank > 1 else u * u).reshape(n, nets * width)
+        quadratic = squares + projected[:, mid:stop] + fused["bias"][l]  # (n, nets * width)
+        z = quadratic if z is None else jax.nn.celu(
+            jnp.dot(z, fused["convex"][l - 1], precision=exact) + quadratic)
+    return (jnp.dot(z, fused["final"], precision=exact)
+            + nets * 0.5 * STRONG_CONVEXITY * jnp.sum(x * x, axis=1))
 
 
 def gradient_of(potential):
@@ -124,7 +172,7 @@ def compute_constants(stacked, sample, size: int = COMPUTED_CONSTANTS_SIZE,
     the mean per-coordinate variance of it, in/out_var the total variances of P and of
     T#P, cost = 1/2 E|x - T(x)|^2. Sums are accumulated in float64.
     """
-    raw_map = jax.jit(gradient_of(partial(summed_potential, stacked)))
+    raw_map = jax.jit(gradient_of(partial(summed_potential, fuse(stacked))))
     draw = jax.jit(sample, static_argnums=1)
     xs, ys = [], []
     for k in jax.random.split(jax.random.key(key), size // chunk):
@@ -145,6 +193,7 @@ def build(name: str) -> Pair:
     centers, maps = mixture_parameters(dim)
     base = partial(sample_mixture, jnp.asarray(centers), jnp.asarray(maps), COMPONENT_STD)
     stacked = load_potentials(dim)
+    fused = fuse(stacked)
 
     constants = _official_constants(dim)
     if constants is not None:
@@ -159,7 +208,7 @@ def build(name: str) -> Pair:
     offset = jnp.asarray(constants["offset"], dtype=jnp.float32)
 
     def potential(x):
-        return scale * (summed_potential(stacked, x) + x @ offset)
+        return scale * (summed_potential(fused, x) + x @ offset)
 
     return Pair(
         name=name, dim=dim, base=base, forward=gradient_of(potential),

@@ -7,6 +7,7 @@ its provenance from here, so the fields mean the same everywhere.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import subprocess
 import sys
@@ -16,12 +17,22 @@ from pathlib import Path
 import jax
 
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding otarena's code
+CODE_COMMIT_ENV, CODE_DIRTY_ENV = "OTARENA_CODE_COMMIT", "OTARENA_CODE_DIRTY"
 
 
 def device_description() -> dict:
     device = jax.devices()[0]
     return {"platform": device.platform, "kind": device.device_kind,
             "count": jax.device_count(), "host": platform.node()}
+
+
+def device_text(device: dict | None) -> str:
+    """'cpu', 'gpu NVIDIA H200': the platform and the kind of device a record ran on."""
+    device = device or {}
+    platform, kind = device.get("platform"), device.get("kind")
+    if not platform:
+        return "device not recorded"
+    return platform if kind in (None, "", platform) else f"{platform} {kind}"
 
 
 @lru_cache(maxsize=1)
@@ -63,16 +74,27 @@ def git_state() -> dict:
     try:
         top = Path(_git("rev-parse", "--show-toplevel")).resolve()
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None, "note": "not in a git checkout"}
+        return _checked_copy("not in a git checkout")
     if top != CODE_ROOT:
-        return {"commit": None, "dirty": None,
-                "note": f"the code is a copy inside another repository ({top})"}
+        return _checked_copy(f"the code is a copy inside another repository ({top})")
     try:
         return {"commit": _git("rev-parse", "HEAD"),
                 "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".",
                                    ":(exclude)results", ":(exclude)reports"))}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None, "note": "git could not read the checkout"}
+
+
+def _checked_copy(why: str) -> dict:
+    """A copy without its own git state names a commit only where ``$OTARENA_CODE_COMMIT``
+    says so: benchmarks/gpu_session.sh sets it after checking that every tracked file of
+    the copy is that commit's (``benchmarks/gpu_source.py``)."""
+    commit = os.environ.get(CODE_COMMIT_ENV, "").strip()
+    if not commit:
+        return {"commit": None, "dirty": None, "note": why}
+    return {"commit": commit, "dirty": os.environ.get(CODE_DIRTY_ENV, "").strip() == "1",
+            "note": f"{why}; its files were checked against this commit's "
+                    f"(${CODE_COMMIT_ENV}, benchmarks/gpu_source.py)"}
 
 
 def numerics(matmul_precision: str) -> dict:

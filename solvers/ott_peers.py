@@ -23,17 +23,23 @@ def _batches(pair, key, sample):
     return (draw(jax.random.fold_in(key, i)) for i in itertools.count())
 
 
-def fit(pair, key, budget):
+def w2neuraldual(pair, key, iterations):
+    """The configured OTT solver (``benchmarks.throughput`` times its training step)."""
     from ott.neural.methods.neuraldual import W2NeuralDual
     from ott.neural.networks.icnn import ICNN
 
+    # pos_weights=True is what W2NeuralDual sets on its networks anyway (after a warning)
+    f, g = (ICNN(dim_data=pair.dim, dim_hidden=amos_hidden_sizes(pair.dim), pos_weights=True)
+            for _ in range(2))
+    return W2NeuralDual(
+        dim_data=pair.dim, neural_f=f, neural_g=g, num_train_iters=iterations,
+        valid_freq=max(iterations, 2), rng=key, amortization_loss="regression")
+
+
+def fit(pair, key, budget):
     iterations = budget.pick(ITERATIONS)
     k_net, k_src, k_tgt, k_val = jax.random.split(key, 4)
-    hidden = amos_hidden_sizes(pair.dim)
-    solver = W2NeuralDual(
-        dim_data=pair.dim, neural_f=ICNN(dim_data=pair.dim, dim_hidden=hidden),
-        neural_g=ICNN(dim_data=pair.dim, dim_hidden=hidden), num_train_iters=iterations,
-        valid_freq=max(iterations, 2), rng=k_net, amortization_loss="regression")
+    solver = w2neuraldual(pair, k_net, iterations)
     potentials = solver(_batches(pair, k_src, pair.sample_source),
                         _batches(pair, k_tgt, pair.sample_target),
                         _batches(pair, k_val, pair.sample_source),

@@ -1,5 +1,7 @@
 """Report tables: formatting, >100, best per column, determinism."""
 
+import pytest
+
 from otarena.reporting import family_tables, map_records, maps
 
 
@@ -138,3 +140,20 @@ def test_an_object_that_is_not_a_result_record_is_left_out(capsys):
     df = map_records.frame([{"run_id": "abc"}, *RECORDS])  # valid JSON with a run id, nothing else
     assert len(df) == len(RECORDS)
     assert "record abc has no pair" in capsys.readouterr().err
+
+
+def test_runtime_table_is_steady_state_with_compile_apart():
+    from otarena.reporting import runtime as runtime_report
+
+    timed = dict(rec("W2", "hd-2", 0, 0.5), timing={
+        "compile_seconds": 20.0, "pretrain_seconds": 3.0, "train_seconds": 10.0,
+        "iterations_timed": 1000, "seconds_per_iteration": 0.01,
+        "seconds_per_iteration_per_seed": 0.01, "seeds_in_program": 1, "wall_seconds": 40.0},
+        device={"platform": "cpu", "kind": "cpu"})
+    baseline = dict(rec("linear", "hd-2", 0, 14.0, iterations=0), timing={"wall_seconds": 1.0})
+    [line] = runtime_report.lines([timed, baseline])  # the baseline trains nothing
+    assert line[:6] == ("W2", "hd-2", "cpu", "smoke", 1, 1000)
+    assert line[6:9] == (20.0, 3.0, 10.0)
+    assert line[9] == pytest.approx(10.0)  # ms per iteration: train seconds only, not wall
+    assert line[11] == pytest.approx(250_000 * 0.01 / 3600)
+    assert "compile time apart" in runtime_report.markdown([timed])

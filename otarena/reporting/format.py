@@ -79,16 +79,7 @@ def pm(mean: float | None, std: float, latex: bool = False) -> str:
     return "$" + text.replace("±", r"\pm") + "$" if latex else text
 
 
-# -- what a record ran on -------------------------------------------------------------------
-
-def device_text(device: dict | None) -> str:
-    """'cpu', 'gpu NVIDIA H200': the platform and the kind of device a record ran on."""
-    device = device or {}
-    platform, kind = device.get("platform"), device.get("kind")
-    if not platform:
-        return "device not recorded"
-    return platform if kind in (None, "", platform) else f"{platform} {kind}"
-
+# -- what a record ran on (its device: otarena.provenance.device_text) --------------------------
 
 def budget_text(budget: dict) -> str:
     """The profile and its --iterations / --eval-every overrides: 'smoke, 400 it'."""

@@ -10,7 +10,8 @@ import pandas as pd
 
 from otarena import pairs
 from otarena.errors import warn
-from otarena.reporting.format import budget_text, device_text
+from otarena.provenance import device_text
+from otarena.reporting.format import budget_text
 from otarena.store import run_id
 
 METRICS = {

@@ -1,8 +1,8 @@
 """The reports of the map task: for each map suite with records, its table in the paper's
 layout (``{suite}.tex``) and the comparison with the paper (``{suite}_vs_paper.tex``),
 figures (``figures/{suite}_uvp_vs_dim.png``, ``figures/{suite}_curves.png``), per-family
-tables (``{family}_l2_uvp_{fwd,inv}.tex``), the fidelity table (``fidelity.md/.tex``) and
-``summary.md``.
+tables (``{family}_l2_uvp_{fwd,inv}.tex``), the runtime table (``runtime.md``), the fidelity
+table (``fidelity.md/.tex``) and ``summary.md``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from otarena import suites
-from otarena.reporting import fidelity, suite_tables
+from otarena.reporting import fidelity, runtime, suite_tables
 from otarena.reporting import figures as figs
 from otarena.reporting.family_tables import latex, markdown, table
 from otarena.reporting.map_records import frame
@@ -44,13 +44,18 @@ def write(records: list[dict], out_dir: str | Path, figures: bool = True) -> lis
                 path = out_dir / f"{family}_{metric}.tex"
                 path.write_text(latex(df, family, metric))
                 written.append(path)
+    runtime_md = runtime.markdown(records)
+    if runtime_md:
+        (out_dir / "runtime.md").write_text(runtime_md)
+        written.append(out_dir / "runtime.md")
     fidelity_md = fidelity.markdown(df)
     if fidelity_md:
         for name, text in (("fidelity.md", fidelity_md), ("fidelity.tex", fidelity.latex(df))):
             (out_dir / name).write_text(text)
             written.append(out_dir / name)
     path = out_dir / "summary.md"
-    path.write_text(markdown(df) + "\n" + "\n".join(sections) + "\n" + fidelity_md)
+    path.write_text(markdown(df) + "\n" + "\n".join(sections) + "\n" + fidelity_md
+                    + ("\n" + runtime_md if runtime_md else ""))
     written.append(path)
     return written
 
