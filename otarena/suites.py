@@ -85,7 +85,7 @@ SUITES = {s.name: s for s in [
     Suite(sinkhorn_config.SUITE, "Meta OT (Amos et al. 2023), Table 1: Sinkhorn time to "
           "marginal error 1e-2 by initialization, MNIST and spherical", "metaot2023-table1",
           _sinkhorn_families, sinkhorn_config.INITIALIZERS,
-          {"smoke": (0,), "quick": (0,), "paper": (0,)}, task="sinkhorn",
+          ONE_RUN, task="sinkhorn",
           notes="one trained model per seed for the learned initializers"),
 ]}
 

@@ -105,6 +105,35 @@ def test_cli_run_records_and_report(tmp_path):
     assert (out / "metaot_table1.tex").read_text() == tex
 
 
+@pytest.mark.slow
+def test_meta_ot_cells_go_through_the_executor_path(tmp_path):
+    """The job path for Sinkhorn cells: one array task per cell, each rebuilt from its task
+    kind and spec in its own process, records in the shared store."""
+    results, jobs = tmp_path / "results", tmp_path / "jobs"
+    done = otarena("run", "--suite", "metaot-sinkhorn", "--pairs", "mnist", "--solvers",
+                   "zeros,meta-ot", "--executor", "submitit-local", "--wait", "--jobs-dir",
+                   str(jobs), "--results", str(results), "--artifacts", str(tmp_path / "art"),
+                   "--iterations", "10", "--test-instances", "1", "--thresholds", "1e-1")
+    assert "submitted 2 array tasks for 2 cells" in done.stdout
+    records = Store(results).records()
+    assert sorted(r["solver"] for r in records) == ["meta-ot", "zeros"]
+    assert all(r["status"] == "ok" and r["suite"] == "metaot-sinkhorn" for r in records)
+    assert len((results / "metaot-sinkhorn.jsonl").read_text().splitlines()) == 2
+    assert len(list(jobs.glob("*_log.out"))) == 2  # separate job processes
+    assert "t_zeros/t_Meta" in done.stdout  # the table, from the store, after --wait
+
+
+def test_flags_of_the_other_task_are_refused(tmp_path, capsys):
+    from otarena.cli import main
+
+    assert main(["run", "--suite", "metaot-sinkhorn", "--vmap-seeds",
+                 "--results", str(tmp_path)]) == 2
+    assert "--vmap-seeds applies to map cells only" in capsys.readouterr().err
+    assert main(["run", "--pairs", "hd-2", "--solvers", "linear", "--thresholds", "1e-2",
+                 "--results", str(tmp_path)]) == 2
+    assert "--thresholds applies to Sinkhorn cells only" in capsys.readouterr().err
+
+
 def test_the_grid_is_part_of_a_records_identity_given_or_defaulted():
     def rid(**options):
         family = sinkhorn_family.load_family("mnist", **options)

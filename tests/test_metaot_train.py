@@ -137,3 +137,39 @@ def test_paper_plan_keeps_float32_parameters_and_computes_in_float64(family, tmp
     assert dataclasses.replace(config, param_dtype="float64").key() != config.key()
     with pytest.raises(ValueError, match="param_dtype"):
         dataclasses.replace(config, param_dtype="float16")
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("trainer", ["otarena", "ott"])
+def test_training_resumes_from_its_checkpoint_with_the_same_model(family, tmp_path, trainer):
+    """Killed after 20 of 30 iterations, the run resumes from the runner's checkpoint and
+    ends with the model of an uninterrupted run (same batches, same optimizer state)."""
+    from otarena import runtime
+
+    config = _config(family, iterations=30, batch=4, hidden=32, layers=1, trainer=trainer)
+    whole = metaot.train(family, config, chunk=10, log=lambda _: None)
+
+    stop_at = 21 if trainer == "ott" else 20  # OTT's loop reports every 3 iterations here
+
+    def stop_after_20(done, planned):
+        if done == stop_at:
+            raise Interrupt
+
+    stem = tmp_path / "ckpt"
+    with pytest.raises(Interrupt):
+        with runtime.running(runtime.RunContext(stem, 0.0, stop_after_20)):
+            metaot.train(family, config, chunk=10, log=lambda _: None)
+    assert len(list(tmp_path.glob("ckpt-*.pkl"))) == 1
+    seen = []
+    with runtime.running(runtime.RunContext(stem, 0.0, lambda d, p: seen.append(d))):
+        resumed = metaot.train(family, config, chunk=10, log=lambda _: None)
+    assert seen[0] > 20 and seen[-1] == 30  # only what was left was trained again
+    assert [c["iteration"] for c in resumed.curve] == [c["iteration"] for c in whole.curve]
+    np.testing.assert_allclose([c["loss"] for c in resumed.curve],
+                               [c["loss"] for c in whole.curve], rtol=1e-6)
+    for x, y in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(whole.params)):
+        np.testing.assert_array_equal(x, y)
+    assert resumed.train_seconds > 0

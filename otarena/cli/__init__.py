@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from otarena.budgets import PROFILES
 from otarena.cli import args as flags
 from otarena.cli import metaot
 from otarena.cli.args import EPILOG
@@ -37,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--pairs", required=True, help="comma-separated pair names")
     cmp.add_argument("--against", required=True, help="comma-separated baseline solver names")
     cmp.add_argument("--seeds", type=flags.seeds, help="e.g. 0,1,2 or 0-9 (default 0)")
-    cmp.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
+    cmp.add_argument("--budget", default="smoke", help=f"{' | '.join(PROFILES)} (default smoke)")
     cmp.add_argument("--iterations", type=flags.positive, help="override the budget's iterations")
     cmp.add_argument("--eval-every", type=flags.positive, help="override the budget's evaluation period")
     cmp.add_argument("--eval-size", type=flags.eval_size, default=4096, help="evaluation points (default 4096)")

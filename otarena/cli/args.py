@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from otarena.budgets import PROFILES
 from otarena.map_task import SEED_LIMIT
 
 EPILOG = "Data directory: $OTARENA_DATA, else ~/.cache/otarena/data (see `otarena data path`)."
@@ -88,7 +89,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
                      "initializers, e.g. zeros,meta-ot)")
     run.add_argument("--seeds", type=seeds, help="e.g. 0,1,2 or 0-9 (default: the suite's "
                      "seeds for the budget, else 0)")
-    run.add_argument("--budget", default="smoke", help="smoke | quick | paper (default smoke)")
+    run.add_argument("--budget", default="smoke", help=f"{' | '.join(PROFILES)} (default smoke)")
     run.add_argument("--iterations", type=positive, help="override the budget's iterations "
                      "(Sinkhorn cells: the Meta OT training iterations)")
     run.add_argument("--results", default="results", help="result store directory (default results/)")

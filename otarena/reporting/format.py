@@ -6,13 +6,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from otarena.budgets import PROFILES
+
 # A trained cell whose seed mean is above 100% (or not finite) prints ">100", as w2ot's
 # analysis script does; a seed that stopped early keeps the metrics of the parameters it
 # stopped with and is averaged in. Korotin's table prints the closed-form baselines'
 # values ([ID] 121, ...). Unstable seeds (stopped early, or a non-finite training loss)
 # are counted beside each cell.
 HUGE = 100.0
-BUDGET_ORDER = {"smoke": 0, "quick": 1, "paper": 2}
+BUDGET_ORDER = {profile: i for i, profile in enumerate(PROFILES)}
 
 
 # -- numbers ------------------------------------------------------------------------------------
