@@ -8,22 +8,13 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from otarena import pairs
+from otarena import metrics, pairs
 from otarena.errors import warn
 from otarena.provenance import device_text
 from otarena.reporting.format import budget_text
 from otarena.store import run_id
 
-METRICS = {
-    "l2_uvp_fwd": "L2-UVP fwd (%)",
-    "cos_fwd": "cos fwd",
-    "l2_uvp_inv": "L2-UVP inv (%)",
-    "cos_inv": "cos inv",
-}
-# A trained cell whose seed mean is above 100% (or not finite) prints ">100", as w2ot's
-# analysis script does; a seed that stopped early keeps the metrics of the parameters it
-# stopped with and is averaged in. Korotin's table prints the closed-form baselines'
-# values ([ID] 121, ...). Unstable seeds (stopped early, or a non-finite training loss)
+METRICS = metrics.NAMES  # column -> title
 
 
 def configuration(r: dict) -> str:
