@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from otarena.reporting.format import latex_escape, markdown_row, pm, power_of_ten, sci
+from otarena.reporting.format import (latex_escape, markdown_row, markdown_table, pm,
+                                      power_of_ten, sci)
 from otarena.reporting.sinkhorn_records import (FAILED, ORDER, _context, failed, family_titles,
                                                 frame, in_section, paper, provisional_note,
                                                 ratio, section_slug, section_title, sections,
@@ -95,18 +96,17 @@ def _unconverged(cell: dict) -> str:
 
 def sweep_markdown(df: pd.DataFrame, family: str, fails: set = frozenset()) -> list[str]:
     thresholds = sorted(set(df[df.family == family].threshold), reverse=True)
-    out = ["| initialization | " + " | ".join(f"{t:g} (s)" for t in thresholds)
-           + " | " + " | ".join(f"{t:g} (iterations)" for t in thresholds) + " |",
-           "|---" * (1 + 2 * len(thresholds)) + "|"]
+    out = markdown_table(["initialization", *(f"{t:g} (s)" for t in thresholds),
+                          *(f"{t:g} (iterations)" for t in thresholds)], [])
     for init in ORDER:
         cells = [summary(df[df.family == family], t).get(family, {}).get(init) for t in thresholds]
         if init in fails:
-            out.append(f"| {LABELS[init]} | " + " | ".join([FAILED] * 2 * len(thresholds)) + " |")
+            out.append(markdown_row([LABELS[init], *[FAILED] * 2 * len(thresholds)]))
         elif any(cells):
             secs = [pm(*c["seconds"]) if c else "–" for c in cells]
             its = [f"{c['iterations'][0]:.1f} ± {c['iterations'][1]:.1f}{_unconverged(c)}"
                    if c else "–" for c in cells]
-            out.append(f"| {LABELS[init]} | " + " | ".join(secs + its) + " |")
+            out.append(markdown_row([LABELS[init], *secs, *its]))
         else:
             continue
         published = paper()["seconds"].get(family, {}).get(init)
@@ -128,16 +128,13 @@ def time_split_markdown(cells: dict, tau: float) -> list[str]:
            "fitted cost per iteration, and the fixed cost of a solve (the fit's intercept: "
            "call, initialization, loop set-up and output). The wall clock is the mean over "
            "instances of the median of repeats, so it carries the machine's noise, which the "
-           "split does not.", "",
-           "| initialization | wall clock | call | initialization | per iteration | "
-           "iterations × per iteration | fixed cost | share iterating |",
-           "|---|---|---|---|---|---|---|---|"]
-    for init, c in split.items():
-        wall = cells[init]["seconds"][0]
-        out.append(f"| {LABELS[init]} | {sci(wall)} | {sci(c['call'])} | "
-                   f"{sci(c['initialization'])} | {sci(c['per_iteration'])} | "
-                   f"{sci(c['iterating'])} | {sci(c['fixed'])} | "
-                   f"{100 * c['iterating'] / wall:.0f}% |")
+           "split does not.", ""]
+    rows = [[LABELS[init], sci(wall := cells[init]["seconds"][0]), sci(c["call"]),
+             sci(c["initialization"]), sci(c["per_iteration"]), sci(c["iterating"]),
+             sci(c["fixed"]), f"{100 * c['iterating'] / wall:.0f}%"] for init, c in split.items()]
+    out += markdown_table(["initialization", "wall clock", "call", "initialization",
+                           "per iteration", "iterations × per iteration", "fixed cost",
+                           "share iterating"], rows)
     r = ratio(cells, what="algorithm")
     if r:
         meta = cells["meta-ot"]
@@ -216,22 +213,21 @@ def markdown(records: list[dict]) -> str:
         c = summary(df, tau).get(family, {}) if len(df) else {}
         r_t, r_i = ratio(c), ratio(c, what="iterations")
         detail = "; ".join(p for p in (section[1], _context(df) if len(df) else None) if p)
-        out += [f"### {family_titles().get(family, family)}" + (f" ({detail})" if detail else ""), "",
-                f"| initialization | seconds to {tau:g} | paper (GP100) | iterations | "
-                "instances/s (one at a time) | instances/s (vmapped batch) |",
-                "|---|---|---|---|---|---|"]
+        out += [f"### {family_titles().get(family, family)}" + (f" ({detail})" if detail else ""), ""]
+        rows = []
         for init in ORDER:
             value = published["seconds"].get(family, {}).get(init, {}).get(tau)
             value = pm(*value) if value else "–"
             if init in fails:
-                out.append(f"| {LABELS[init]} | {FAILED} | {value} | – | – | – |")
+                rows.append([LABELS[init], FAILED, value, "–", "–", "–"])
             elif init in c:
                 batched = c[init]["batched_throughput"]
-                out.append(f"| {LABELS[init]} | {pm(*c[init]['seconds'])} | {value} | "
-                           f"{c[init]['iterations'][0]:.1f} ± {c[init]['iterations'][1]:.1f}"
-                           f"{_unconverged(c[init])} | "
-                           f"{c[init]['per_instance_throughput']:.3g} | "
-                           f"{'–' if batched is None else f'{batched:.3g}'} |")
+                rows.append([LABELS[init], pm(*c[init]["seconds"]), value,
+                             f"{c[init]['iterations'][0]:.1f} ± {c[init]['iterations'][1]:.1f}"
+                             f"{_unconverged(c[init])}", f"{c[init]['per_instance_throughput']:.3g}",
+                             "–" if batched is None else f"{batched:.3g}"])
+        out += markdown_table(["initialization", f"seconds to {tau:g}", "paper (GP100)", "iterations",
+                               "instances/s (one at a time)", "instances/s (vmapped batch)"], rows)
         paper_ratio = f" (paper {published['ratio'][family]})" \
             if np.isclose(tau, 1e-2) and family in published["ratio"] else ""
         out += ["", f"At {tau:g}: t_zeros / t_Meta: **{r_t:.2f}**{paper_ratio}; "
