@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/otarena verify --results $(BENCH_STORE) --against results
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 clean-venv:

@@ -18,7 +18,7 @@
 #               `otarena run` (one process: no start-up per cell): pairs outer, solvers
 #               inner ([W2], icnn-regression-lbfgs-high-precision on hd-8, then hd-16;
 #               the records of each cell are written as it finishes)               cap 240 s
-#   metaot      `otarena metaot run --budget paper` (MNIST, then spherical)   the rest
+#   metaot      `otarena run --suite metaot-sinkhorn --budget paper` (MNIST, then spherical)   the rest
 #
 # Everything lands in $OUT as steps end, at most 8 files (the tool brings back no more):
 #   session.log             this script's output and every step's
@@ -62,7 +62,7 @@ if [ "$DRY" = 1 ]; then  # the same steps, sized for a CPU
   THROUGHPUT_ARGS="--chunk 4 --repeats 2 --pretrain-steps 2 --ott-steps 2"
   SAMPLING_ARGS="--dims 16 --repeats 5"
   CELL_ARGS="--budget smoke --iterations 300 --eval-every 2 --seeds 0-1 --eval-size 256"
-  METAOT_ARGS=${GPU_METAOT_ARGS:-"--budget smoke --families mnist --initializers zeros,meta-ot"}
+  METAOT_ARGS=${GPU_METAOT_ARGS:-"--budget smoke --pairs mnist --solvers zeros,meta-ot"}
   export OTARENA_CHECKPOINT_SECONDS=${OTARENA_CHECKPOINT_SECONDS:-2}
 else
   PY=${PYTHON:-python3}
@@ -73,7 +73,7 @@ else
   THROUGHPUT_ARGS="--repeats 3"
   SAMPLING_ARGS="--dims 16 --repeats 200"
   CELL_ARGS="--budget paper --seeds 0-9 --eval-size 16384"
-  METAOT_ARGS=${GPU_METAOT_ARGS:-"--budget paper --families mnist,spherical --seeds 0"}
+  METAOT_ARGS=${GPU_METAOT_ARGS:-"--budget paper --pairs mnist,spherical --seeds 0"}
   export OTARENA_CHECKPOINT_SECONDS=${OTARENA_CHECKPOINT_SECONDS:-20}
 fi
 STEPS=${GPU_SESSION_STEPS:-throughput,sampling,fidelity,metaot}
@@ -179,7 +179,7 @@ fi
 
 # -- (c) Meta OT records -------------------------------------------------------------------
 if wants metaot; then
-  step metaot "$(left)" "$PY" -m otarena.cli metaot run $METAOT_ARGS --results "$STORE" \
+  step metaot "$(left)" "$PY" -m otarena.cli run --suite metaot-sinkhorn $METAOT_ARGS --results "$STORE" \
     --artifacts "$WORK/artifacts" --quiet
   collect
 fi

@@ -14,9 +14,10 @@ ITERATIONS = 100
 
 
 def _mnist():
-    from otarena import metaot, sinkhorn_bench as sb
+    from otarena.sinkhorn import family as sinkhorn_family
+    from otarena.sinkhorn import metaot
 
-    family = sb.load_family("mnist")
+    family = sinkhorn_family.load_family("mnist")
     a, b, _ = family.test_instances(10)
     x, y = family.points()
     model = metaot.MetaMLP(n_out=len(family.x))
@@ -32,11 +33,12 @@ class MnistSolve:
     timeout = 300
 
     def setup(self, name, instances):
-        from otarena import sinkhorn_bench as sb
+        from otarena.sinkhorn import initializers as sinkhorn_initializers
+        from otarena.sinkhorn import solve as sinkhorn_solve
 
         family, model, cost, (x, y), params, a, b = _mnist()
-        init_args = sb.initializer_args(name, x, y, params)
-        solve = sb.make_solve(name, family.epsilon, model, threshold=-1.0,
+        init_args = sinkhorn_initializers.initializer_args(name, x, y, params)
+        solve = sinkhorn_solve.make_solve(name, family.epsilon, model, threshold=-1.0,
                               max_iterations=ITERATIONS)
         if instances == 1:
             self.fn, self.args = jax.jit(solve), (cost, a[0], b[0], init_args)
@@ -56,10 +58,10 @@ class MetaPrediction:
     repeat = 10
 
     def setup(self):
-        from otarena import sinkhorn_bench as sb
+        from otarena.sinkhorn import solve as sinkhorn_solve
 
         family, model, cost, _, params, a, b = _mnist()
-        self.fn = jax.jit(sb.make_predict(model))
+        self.fn = jax.jit(sinkhorn_solve.make_predict(model))
         self.args = (params, a[0], b[0])
         jax.block_until_ready(self.fn(*self.args))
 

@@ -106,4 +106,5 @@ PAIR_FAMILY = PairFamily(
     data_files=lambda name: checkpoint_paths(name.split("-", 1)[1]),
     description="Korotin et al. 2021 CelebA64: WGAN-QC generator images + noise -> pushforward "
                 "by the gradient of the mean of two official ConvICNN64 potentials",
+    titles={f"celeba64-{level}": title for level, title in LEVELS.items()},
 )

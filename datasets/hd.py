@@ -231,4 +231,7 @@ PAIR_FAMILY = PairFamily(
     data_files=lambda name: checkpoint_paths(int(name.split("-")[1])),
     description="Korotin et al. 2021 Mix3toMix10: 3-Gaussian mixture -> pushforward by the "
                 "gradient of two official DenseICNN potentials (Table 2 of the paper)",
+    titles={f"hd-{d}": f"$n={d}$" for d in DIMS},
+    short_titles={f"hd-{d}": str(d) for d in DIMS},
+    axis=("dimension n", {f"hd-{d}": d for d in DIMS}),
 )

@@ -22,7 +22,7 @@ report's section title.
   on the device as uint8, normalized after the gather).
 * Test pairs: the paper draws one batch of 128 pairs from the 10,000 test digits with
   ``PRNGKey(0)`` and evaluates the first 10; ``test_instances`` does the same, with the
-  PRNG settings of the 2022 JAX the paper ran (see ``sinkhorn_bench.paper_draws``).
+  PRNG settings of the 2022 JAX the paper ran (see ``otarena.sinkhorn.family.paper_draws``).
 
 The images come from the four official IDX files (``otarena data fetch mnist``); each
 file is checked against its sha256 in ``datasets/manifest.json`` before it is parsed.
@@ -40,6 +40,8 @@ import numpy as np
 
 from otarena import data
 from otarena.errors import DataError
+from otarena.sinkhorn.family import (PAPER_DRAWS, THRESHOLDS, Plan, ProblemFamily,
+                                     SinkhornFamily, paper_draws)
 
 EPSILON = 1e-2
 SIDE = 28
@@ -126,9 +128,7 @@ def pair_indices(key: jax.Array, batch: int, size: int) -> tuple[jax.Array, jax.
 
 
 def build(grid: str = DEFAULT_GRID, **options):
-    """The MNIST family as an ``otarena.sinkhorn_bench.ProblemFamily`` on the named grid."""
-    from otarena.sinkhorn_bench import PAPER_DRAWS, ProblemFamily, paper_draws  # pulls in OTT
-
+    """The MNIST family as an ``otarena.sinkhorn.family.ProblemFamily`` on the named grid."""
     if options:
         raise DataError(f"unknown mnist family options {sorted(options)}; known: grid")
     if grid not in GRIDS:
@@ -170,4 +170,12 @@ def build(grid: str = DEFAULT_GRID, **options):
     )
 
 
-SINKHORN_FAMILY = ("mnist", build)
+# What each budget means for this family (every field is recorded and hashed). The paper
+# trains and solves in float64; the CPU budgets use float32 to stay in minutes.
+PLANS = {  # smoke: CI in seconds; quick: a CPU in minutes; paper: the paper's budget (a GPU)
+    "smoke": Plan(30, 16, 3, (1e-2,), 1, 25, "float32", cost_iterations=(10, 20)),
+    "quick": Plan(500, 128, 10, THRESHOLDS, 5, 25, "float32"),
+    "paper": Plan(50_000, 128, 10, THRESHOLDS, 1, 25, "float64"),
+}
+
+SINKHORN_FAMILY = SinkhornFamily("mnist", "MNIST", build, PLANS)

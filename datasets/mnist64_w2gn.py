@@ -11,7 +11,7 @@ et al. built CelebA64:
   or cool tint), less for ``mid``, slightly for ``late`` — so the maps shrink from early to
   late as CelebA64's do.
 - Two ConvICNN64 potentials per level trained by W2GN from P to the noisy v1 / v2 targets
-  (the official building notebook's settings, ``image_pairs.W2GN_DEFAULTS``), averaged:
+  (the official building notebook's settings, ``image_recipe.W2GN_DEFAULTS``), averaged:
   Q = grad((psi_v1 + psi_v2) / 2) # P, no standardization. Constants computed at build time
   with the official estimators; the manifest of the build records them with the sha256 of
   the weights, the settings, the device and the versions.
@@ -20,7 +20,7 @@ The weights live in ``$OTARENA_DATA/otarena-built/mnist64-w2gn/`` (released buil
 there too); a build on the same platform and versions is byte-for-byte reproducible.
 """
 
-from otarena import image_pairs
+from otarena import image_recipe
 
 
 def _target(start: int, blur: float, tint: list[float], seed: int) -> dict:
@@ -42,6 +42,6 @@ RECIPE = {
     "noise_std": 0.01,
 }
 
-PAIR_FAMILY = image_pairs.built_family(
+PAIR_FAMILY = image_recipe.built_family(
     RECIPE, "otarena-built (not official): MNIST digits at 64x64x3 + noise -> gradient of the "
             "mean of two ConvICNN64 trained by W2GN toward blurred, tinted digits (CelebA64 recipe)")

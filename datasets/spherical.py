@@ -6,7 +6,7 @@ population-density grid at 15 arc-minutes (720 x 1440 cells). Only the weights c
 between instances, as in the paper: demand b ~ Uniform(0,1)^10000 normalized, supply
 a = Bernoulli(0.5) mask * Uniform(0,1)^100 normalized. The test weights are the first
 instances of one batch of 128 drawn with ``PRNGKey(0)``, with the PRNG settings of the
-2022 JAX the paper ran (``sinkhorn_bench.paper_draws``). The cost is the great-circle
+2022 JAX the paper ran (``otarena.sinkhorn.family.paper_draws``). The cost is the great-circle
 distance arccos(<x, y> / (1 + 1e-4)) between unit vectors (the 1e-4 keeps arccos away
 from +-1, as in the paper's code) and the entropic regularization is 1e-3.
 
@@ -39,6 +39,8 @@ import numpy as np
 
 from otarena import data
 from otarena.errors import DataError
+from otarena.sinkhorn.family import (PAPER_DRAWS, THRESHOLDS, Plan, ProblemFamily,
+                                     SinkhornFamily, paper_draws)
 
 EPSILON = 1e-3
 N_SUPPLY, N_DEMAND = 100, 10_000
@@ -161,9 +163,7 @@ def sample_weights(key: jax.Array, batch: int) -> tuple[jax.Array, jax.Array]:
 
 
 def build(population_file: str | None = None, **options):
-    """The spherical family as an ``otarena.sinkhorn_bench.ProblemFamily``."""
-    from otarena.sinkhorn_bench import PAPER_DRAWS, ProblemFamily, paper_draws  # pulls in OTT
-
+    """The spherical family as an ``otarena.sinkhorn.family.ProblemFamily``."""
     if options:
         raise DataError(f"unknown spherical family options {sorted(options)}")
     grid_file, path = find_grid(population_file)
@@ -197,4 +197,14 @@ def build(population_file: str | None = None, **options):
     )
 
 
-SINKHORN_FAMILY = ("spherical", build)
+# What each budget means for this family (every field is recorded and hashed). The paper
+# trains and solves in float64; the CPU budgets use float32 to stay in minutes.
+# A solve from zeros takes ~4000 iterations (seconds on a CPU core), so the smoke plan times
+# one instance to the loose threshold 1e-1: a check of the plumbing only.
+PLANS = {  # smoke: CI in seconds; quick: a CPU in minutes; paper: the paper's budget (a GPU)
+    "smoke": Plan(5, 4, 1, (1e-1,), 1, 50, "float32", batched=False, cost_iterations=()),
+    "quick": Plan(200, 32, 3, (1e-2,), 1, 200, "float32"),
+    "paper": Plan(50_000, 128, 10, THRESHOLDS, 1, 1000, "float64"),
+}
+
+SINKHORN_FAMILY = SinkhornFamily("spherical", "Spherical", build, PLANS)

@@ -7,9 +7,16 @@ the budget); ``iterations`` and ``eval_every`` override the profile from the CLI
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import TypeVar, Union
 
 from otarena.errors import UnknownNameError
+
+T = TypeVar("T")
+# A setting that may depend on the budget: one value for every profile, or a
+# {profile: value} mapping (resolved by Budget.of).
+PerProfile = Union[T, Mapping[str, T]]
 
 PROFILES = ("smoke", "quick", "paper")
 # Matmul precision per profile: on Ampere and later GPUs JAX's default is TF32; the papers'
@@ -42,9 +49,15 @@ class Budget:
     def matmul_precision(self) -> str:
         return self.precision or MATMUL_PRECISION[self.profile]
 
-    def pick(self, per_profile: dict[str, int]) -> int:
-        """The iteration count for this budget from a solver's ``{profile: iterations}``."""
-        return self.iterations if self.iterations is not None else per_profile[self.profile]
+    def pick(self, per_profile: PerProfile[int]) -> int:
+        """The iteration count for this budget from a solver's ``{profile: iterations}``
+        (the ``--iterations`` override when given)."""
+        return self.iterations if self.iterations is not None else self.of(per_profile)
+
+    def of(self, value: PerProfile[T]) -> T:
+        """A setting at this budget's profile: ``value[profile]`` for a per-profile mapping,
+        else ``value`` itself (the same at every profile). No override applies."""
+        return value[self.profile] if isinstance(value, Mapping) else value
 
     def as_dict(self) -> dict:
         """What the run id hashes: an unset precision is the profile's, so it is left out

@@ -1,54 +1,37 @@
 """Where cells run: in this process (``local``) or as a SLURM job array through submitit.
 
-A SLURM job receives the names of its cells (never pickled solver objects), rebuilds them,
-and runs them with :func:`otarena.runner.run` against the shared result store, whose
-appends are safe across processes. A preempted or timed-out job is requeued by submitit
-and resumes from the training checkpoints the runner keeps in the store.
+A job receives the specs of its cells by task kind (never pickled solver objects), rebuilds
+them with their task (:meth:`otarena.task.Task.rebuild`), and runs them with
+:func:`otarena.runner.run` against the shared result store, whose appends are safe across
+processes. A preempted or timed-out job is requeued by submitit and resumes from the
+training checkpoints the runner keeps in the store. Map cells and Sinkhorn cells go the
+same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import submitit
 
-from otarena import runner, solver
-from otarena.budgets import Budget
+from otarena import runner, tasks
 from otarena.store import Store
-
-
-@dataclass(frozen=True)
-class CellName:
-    pair: str
-    reverse: bool
-    solver: str
-    seed: int
-    solver_file: str | None = None  # a user's adapter file outside solvers/
+from otarena.task import Cell
 
 
 @dataclass(frozen=True)
 class Job:
-    """One array task: a group of cells and how to run them."""
+    """One array task: a group of cells (task kind and spec each) and how to run them."""
 
-    cells: tuple[CellName, ...]
-    budget: dict
-    eval_size: int
+    cells: tuple[tuple[str, dict], ...]
     store: str
     force: bool = False
     vmap_seeds: bool = False
 
-    def rebuild(self) -> list[runner.Cell]:
-        budget = Budget(**self.budget)
-        out = []
-        for c in self.cells:
-            if c.solver_file:
-                solvers = {s.name: s for s in solver.load_file(c.solver_file)}
-                found = solvers[c.solver]
-            else:
-                found = solver.get(c.solver)
-            out.append(runner.Cell(c.pair, c.reverse, found, c.seed, budget, self.eval_size))
-        return out
+    def rebuild(self) -> list[Cell]:
+        return [tasks.get(kind).rebuild(spec) for kind, spec in self.cells]
 
 
 class RunJob(submitit.helpers.Checkpointable):
@@ -61,11 +44,6 @@ class RunJob(submitit.helpers.Checkpointable):
         return len(records)
 
 
-def name_of(cell: runner.Cell, user_files: dict[str, str]) -> CellName:
-    return CellName(cell.pair, cell.reverse, cell.solver.name, cell.seed,
-                    user_files.get(cell.solver.name))
-
-
 @dataclass(frozen=True)
 class SlurmOptions:
     partition: str | None = None
@@ -76,18 +54,30 @@ class SlurmOptions:
     array_parallelism: int = 64
 
 
-def submit(todo: list[runner.Cell], store: Store, folder: Path, options: SlurmOptions,
-           cluster: str = "slurm", force: bool = False, vmap_seeds: bool = False,
-           user_files: dict[str, str] | None = None) -> list[submitit.Job]:
-    """One array task per group of cells (the seeds of a cell when vmapping)."""
-    user_files = user_files or {}
-    runner.check_cells(todo)
+def submit(todo: Sequence[Cell], store: Store, folder: Path, options: SlurmOptions,
+           cluster: str = "slurm", force: bool = False, vmap_seeds: bool = False
+           ) -> list[submitit.Job]:
+    """One array task per group of cells (the seeds of a cell when vmapping).
+
+    Args:
+        todo: cells of any tasks; those already in the store are left out (unless
+            ``force``).
+        store: the shared result store the jobs append to.
+        folder: submitit's folder (job scripts, logs, pickled jobs).
+        options: SLURM resources per job.
+        cluster: ``slurm``, or ``local`` to run the same path as local processes.
+        force: redo cells already in the store.
+        vmap_seeds: one job per group of seeds that train together.
+
+    Returns:
+        The submitted jobs (none when every cell is done).
+    """
+    runner.check(todo)
     done = set() if force else store.ids()
     pending = [c for c in todo if c.run_id not in done]
     runner.check_ready(pending, store)  # a data error is one line here, not a failed job
-    groups = runner.groups(pending, vmap_seeds)
-    jobs = [Job(tuple(name_of(c, user_files) for c in g), asdict(g[0].budget), g[0].eval_size,
-                str(store.root.resolve()), force, vmap_seeds) for g in groups]
+    jobs = [Job(tuple((c.task.kind, c.spec()) for c in group), str(store.root.resolve()),
+                force, vmap_seeds) for group in runner.groups(pending, vmap_seeds)]
     if not jobs:
         return []
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)

@@ -10,6 +10,7 @@ line search) is kept as extra rows to compare.
 
 from __future__ import annotations
 
+POTENTIALS = ("icnn", "mlp", "conv")  # the HD rows' two potentials and the image rows'
 LOSS_NAMES = {"cycle": "Cycle", "objective": "Objective", "regression": "Regression"}
 SOLVER_NAMES = {None: "None", "lbfgs": "L-BFGS (gtol 0.1)", "lbfgs-high-precision": "L-BFGS",
                 "adam": "Adam"}

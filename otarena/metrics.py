@@ -22,6 +22,9 @@ import numpy as np
 
 from otarena.pairs import Pair
 
+# The metrics of a map record, and their titles in the tables.
+NAMES = {"l2_uvp_fwd": "L2-UVP fwd (%)", "cos_fwd": "cos fwd", "l2_uvp_inv": "L2-UVP inv (%)",
+         "cos_inv": "cos inv"}
 DEFAULT_EVAL_SIZE = 4096
 EVAL_SEED = 0xE7A1
 CHUNK = 4096

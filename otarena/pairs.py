@@ -147,7 +147,8 @@ class Pair:
 
 @dataclass(frozen=True)
 class PairFamily:
-    """A named family of pairs provided by a file in ``datasets/``."""
+    """A named family of pairs provided by a file in ``datasets/``, with what reports need
+    to show its pairs: the order of ``names`` is the order of table columns."""
 
     family: str
     names: tuple[str, ...]
@@ -155,6 +156,21 @@ class PairFamily:
     data_files: Callable[[str], list[str]]  # manifest paths a name needs
     description: str = ""
     not_ready: Callable[[str], str | None] | None = None  # why a name can't load, beyond data
+    # Column titles: in the papers' layouts (LaTeX; e.g. "$n=2$", "Early") and in the family
+    # tables (e.g. "2"); a name without a title is shown as is.
+    titles: Mapping[str, str] = field(default_factory=dict)
+    short_titles: Mapping[str, str] = field(default_factory=dict)
+    # A numeric axis for figures against the pairs (label, {name: value}), e.g. the dimension.
+    axis: tuple[str, Mapping[str, float]] | None = None
+
+    def title(self, name: str) -> str:
+        return self.titles.get(name, name)
+
+    def short_title(self, name: str) -> str:
+        return self.short_titles.get(name, name)
+
+    def axis_value(self, name: str) -> float | None:
+        return None if self.axis is None else self.axis[1].get(name)
 
 
 def problem(name: str) -> str | None:

@@ -36,18 +36,24 @@ def device_text(device: dict | None) -> str:
 
 
 @lru_cache(maxsize=1)
-def versions() -> dict:
+def _core_versions() -> dict:
     import flax
     import jaxlib
     import numpy
     import optax
 
-    found = {"python": sys.version.split()[0], "jax": jax.__version__,
-             "jaxlib": jaxlib.__version__, "flax": flax.__version__,
-             "optax": optax.__version__, "numpy": numpy.__version__}
-    for optional in ("torch", "ott"):
+    return {"python": sys.version.split()[0], "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+            "optax": optax.__version__, "numpy": numpy.__version__}
+
+
+def versions() -> dict:
+    """Versions of Python and the packages a result depends on; PyTorch and OTT-JAX when
+    the run imported them (the Meta OT suite always does)."""
+    found = dict(_core_versions())
+    for optional, name in (("torch", "torch"), ("ott", "ott-jax")):
         if optional in sys.modules:
-            found["ott-jax" if optional == "ott" else optional] = sys.modules[optional].__version__
+            found[name] = sys.modules[optional].__version__
     return found
 
 
@@ -97,4 +103,12 @@ def numerics(matmul_precision: str) -> dict:
 
 
 def timestamp() -> str:
+    """Now, in UTC, to the second (ISO 8601): the ``created`` field of every record."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def stamp() -> dict:
+    """The provenance fields every record and build manifest carries: device, versions,
+    git state, creation time."""
+    return {"device": device_description(), "versions": versions(), "git": git_state(),
+            "created": timestamp()}

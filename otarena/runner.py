@@ -1,213 +1,66 @@
-"""Running cells of the benchmark matrix: one (pair, solver, seed, budget) each."""
+"""The one runner loop: every cell of any task (:mod:`otarena.task`) not yet in the store.
+
+Before any work: the cells' values are checked, the data of the cells that will run is
+checked, and the store is checked writable. Then group by group (the seeds of a cell that
+train together with ``vmap_seeds``, else one cell): the store is re-read (another process
+may have finished the group meanwhile), the group runs under a
+:class:`~otarena.runtime.RunContext` (checkpoints under ``{store}/.checkpoints``, progress
+bars or progress lines, log lines), a group that raises is recorded as ``failed`` and the
+run goes on, and each record is appended to the task's file of the store.
+"""
 
 from __future__ import annotations
 
-import math
 import sys
 import time
-import traceback
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import jax
 from tqdm import tqdm
 
-from otarena import metrics, pairs, runtime
-from otarena.budgets import Budget
-from otarena.errors import OtarenaError
-from otarena.provenance import device_description, git_state, numerics, timestamp, versions
-from otarena.solver import Fitted, Solver
-from otarena.store import SCHEMA, Store, run_id
+from otarena import runtime
+from otarena.provenance import git_state
+from otarena.store import Store, run_id
+from otarena.task import Cell, Task
 
-__all__ = ["Cell", "cells", "groups", "run", "run_cells", "device_description", "git_state",
-           "versions"]
+__all__ = ["checkpoint_stem", "groups", "run"]
 
 
-# jax.random.key keeps 32 bits of a seed: 2**32 would silently be seed 0 again
-SEED_LIMIT = 2**32
-
-
-@dataclass(frozen=True)
-class Cell:
-    pair: str
-    reverse: bool
-    solver: Solver
-    seed: int
-    budget: Budget
-    eval_size: int
-
-    def identity(self) -> dict:
-        """What determines the result, hashed into the run id (not the code version)."""
-        return {"schema": SCHEMA, "pair": self.pair, "reverse": self.reverse,
-                "solver": self.solver.name, "solver_config": dict(self.solver.config),
-                "seed": self.seed, "budget": self.budget.as_dict(),
-                "eval": {"size": self.eval_size, "seed": metrics.EVAL_SEED}}
-
-    @property
-    def run_id(self) -> str:
-        return run_id(self.identity())
-
-    @property
-    def label(self) -> str:
-        pair = f"{self.pair}:R" if self.reverse else self.pair
-        return f"{pair} {self.solver.name} seed={self.seed} budget={self.budget.profile}"
-
-
-def checkpoint_stem(store: Store, group: list[Cell]) -> Path:
+def checkpoint_stem(store: Store, group: Sequence[Cell]) -> Path:
     """Where the training state of a group of cells is checkpointed (a file name prefix)."""
     return store.root / ".checkpoints" / run_id({"cells": sorted(c.run_id for c in group)})
 
 
-def run_cells(group: list[Cell], context: runtime.RunContext = runtime.RunContext()) -> list[dict]:
-    """Train and evaluate cells that differ only by seed; one compiled program if possible.
-
-    Runs under the budget's matmul precision (full fp32 at ``paper``: no TF32 on GPUs).
-    """
-    first = group[0]
-    pair = pairs.load(first.pair, reverse=first.reverse)
-    keys = jax.numpy.stack([jax.random.key(c.seed) for c in group])
-    precision = first.budget.matmul_precision
-    start = time.perf_counter()
-    with runtime.running(context), jax.default_matmul_precision(precision):
-        if len(group) > 1:
-            fitted_all = first.solver.fit_seeds(pair, keys, first.budget)
-        else:
-            fitted_all = [first.solver.fit(pair, keys[0], first.budget)]
-        _check_fitted(fitted_all, len(group))
-        for fitted in fitted_all:
-            jax.block_until_ready(fitted.forward(pair.sample_source(keys[0], 1)))
-        # a run resumed from its checkpoint: the wall clock of its earlier segments too
-        wall = time.perf_counter() - start + runtime.earlier_seconds()
-        return [_record(cell, pair, fitted, wall, len(group), precision)
-                for cell, fitted in zip(group, fitted_all)]
-
-
-def _check_fitted(fitted_all, expected: int) -> None:
-    """The solver protocol: one Fitted per seed (a solver's error, recorded as failed)."""
-    if not isinstance(fitted_all, (list, tuple)) or len(fitted_all) != expected:
-        raise TypeError(f"fit_seeds returned {type(fitted_all).__name__}, not a list of "
-                        f"{expected} otarena.solver.Fitted")
-    for fitted in fitted_all:
-        if not isinstance(fitted, Fitted):
-            what = "None" if fitted is None else f"a {type(fitted).__name__}"
-            raise TypeError(f"fit returned {what}, not an otarena.solver.Fitted")
-
-
-def _scores(cell: Cell, pair, forward, inverse) -> dict:
-    return metrics.evaluate(pair, forward, inverse, size=cell.eval_size)
-
-
-def _record(cell: Cell, pair, fitted, wall_seconds: float, vmapped: int, precision: str) -> dict:
-    """The record of a cell: the reported iterate's metrics (and those of other iterates the
-    solver returned), the split of the time, and provenance.
-
-    A run stopped early by its paper's rule is ``diverged``; its metrics are those of the
-    parameters it stopped with, which the Amos tables average in as w2ot does.
-    """
-    start = time.perf_counter()
-    scores = {**_scores(cell, pair, fitted.forward, fitted.inverse), **fitted.exact_metrics}
-    by_iterate = {fitted.reported_iterate: scores}
-    for name, (forward, inverse) in fitted.alternatives.items():
-        by_iterate[name] = _scores(cell, pair, forward, inverse)
-    eval_seconds = time.perf_counter() - start
-    info = dict(fitted.info)
-    timing = dict(info.pop("timing", {}))
-    timing.update({
-        "wall_seconds": wall_seconds, "eval_seconds": eval_seconds, "seeds_in_program": vmapped,
-        # Steady-state: per iteration of the compiled program (all its seeds), and per seed.
-        "seconds_per_iteration": timing.get("seconds_per_iteration"),
-    })
-    if timing["seconds_per_iteration"] is None and fitted.iterations:
-        # A solver outside the engine reports no split: its wall clock is all we know.
-        timing["seconds_per_iteration"] = wall_seconds / fitted.iterations
-        timing["split"] = False
-    if timing.get("seconds_per_iteration") is not None:
-        timing["seconds_per_iteration_per_seed"] = timing["seconds_per_iteration"] / vmapped
-    # a map with NaN or infinite output has no score: a divergence, not a result
-    not_finite = sorted(k for k, v in scores.items() if not math.isfinite(v))
-    record = {
-        **cell.identity(),
-        "run_id": cell.run_id,
-        "status": "diverged" if fitted.diverged or not_finite else "ok",
-        "metrics": scores,
-        "reported_iterate": fitted.reported_iterate,
-        "curve": [dict(point) for point in fitted.curve],
-        "iterations": fitted.iterations,
-        "timing": timing,
-        "solver_label": cell.solver.label,
-        "solver_info": info,
-        "pair_provenance": dict(pair.provenance),
-        "device": device_description(),
-        "numerics": numerics(precision),
-        "versions": versions(),
-        "git": git_state(),
-        "created": timestamp(),
-    }
-    if len(by_iterate) > 1:
-        record["metrics_by_iterate"] = by_iterate
-    if not_finite and not fitted.diverged:
-        record["error"] = f"map output or metrics not finite: {', '.join(not_finite)}"
-    return record
-
-
-def failed_record(cell: Cell, error: Exception) -> dict:
-    """The record of a cell whose solver raised (in fit or in its maps): the error in one
-    line and its traceback. The matrix goes on, and the next run tries the cell again."""
-    line = " ".join(f"{type(error).__name__}: {error}".split())
-    return {**cell.identity(), "run_id": cell.run_id, "status": "failed", "metrics": {},
-            "curve": [], "iterations": 0, "error": line[:500],
-            "traceback": "".join(traceback.format_exception(error)),
-            "solver_label": cell.solver.label, "device": device_description(),
-            "versions": versions(), "git": git_state(), "created": timestamp()}
-
-
-def cells(pair_names: Iterable[str], solvers: Iterable[Solver], seeds: Iterable[int],
-          budget: Budget, eval_size: int, reverse: bool = False) -> list[Cell]:
-    return [Cell(p, reverse, s, seed, budget, eval_size)
-            for p in pair_names for s in solvers for seed in seeds]
-
-
-def groups(todo: list[Cell], vmap_seeds: bool) -> list[list[Cell]]:
-    """Cells to train together: the seeds of one (pair, solver, budget) when vmapping."""
+def groups(todo: Sequence[Cell], vmap_seeds: bool) -> list[list[Cell]]:
+    """Cells to run together: those with one ``group_key`` when vmapping seeds."""
     if not vmap_seeds:
         return [[c] for c in todo]
-    groups: dict[tuple, list[Cell]] = {}
+    found: dict[tuple, list[Cell]] = {}
     for c in todo:
-        if c.solver.fit_seeds is None:
-            groups[(id(c),)] = [c]
-        else:
-            groups.setdefault((c.pair, c.reverse, c.solver.name, c.budget, c.eval_size), []).append(c)
-    return list(groups.values())
+        key = c.group_key
+        found.setdefault((id(c),) if key is None else (c.task.kind, key), []).append(c)
+    return list(found.values())
 
 
-def summary(cell: Cell, record: dict) -> str:
-    if record["status"] == "failed":
-        return f"{cell.label}: failed: {record['error']}"
-    uvp = record["metrics"].get("l2_uvp_fwd")
-    shown = "n/a" if uvp is None else f"{uvp:.2f}"
-    return (f"{cell.label}: {record['status']}, L2-UVP fwd {shown} "
-            f"({record['timing']['wall_seconds']:.1f}s)")
+def by_task(cells: Sequence[Cell]) -> dict[Task, list[Cell]]:
+    found: dict[Task, list[Cell]] = {}
+    for c in cells:
+        found.setdefault(c.task, []).append(c)
+    return found
 
 
-def check_cells(todo: list[Cell]) -> None:
-    """A seed or an evaluation size out of range, as one OtarenaError (it would otherwise
-    fail, or alias another seed, only after training)."""
-    for cell in todo:
-        if not 0 <= cell.seed < SEED_LIMIT:
-            raise OtarenaError(f"seed {cell.seed}: seeds are integers in [0, 2**32), "
-                               "i.e. below 2**32")
-        problem = metrics.eval_size_problem(cell.eval_size)
-        if problem:
-            raise OtarenaError(problem)
+def check(todo: Sequence[Cell]) -> None:
+    """Values out of range, as one OtarenaError, before anything else."""
+    for task, cells in by_task(todo).items():
+        task.check(cells)
 
 
-def check_ready(pending: list[Cell], store: Store) -> None:
+def check_ready(pending: Sequence[Cell], store: Store) -> None:
     """Before any work: the data files are there and intact, the store can be written."""
-    for name, reverse in dict.fromkeys((c.pair, c.reverse) for c in pending):
-        pairs.load(name, reverse=reverse)
-    if pending:
-        store.check_writable()
+    for task, cells in by_task(pending).items():
+        task.check_ready(cells)
+    for task in by_task(pending):
+        store.check_writable(task.records_file)
 
 
 def _finished(store: Store) -> set[str]:
@@ -263,17 +116,32 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
-def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False,
+def run(todo: Sequence[Cell], store: Store, force: bool = False, quiet: bool = False,
         vmap_seeds: bool = False) -> list[dict]:
     """Run every cell whose record is not in the store (all of them with ``force``).
 
     Shows a progress bar for the matrix and one for the iterations of the running cell
     (on a terminal; elsewhere a progress line every ``PROGRESS_SECONDS``), and a line per
-    finished cell with the time left for the matrix, unless ``quiet``. Training state is checkpointed under
-    ``{store}/.checkpoints`` every ``$OTARENA_CHECKPOINT_SECONDS`` (default 300) seconds,
-    so a killed run resumes where it was.
+    finished cell with the time left for the matrix, unless ``quiet``. Training state is
+    checkpointed under ``{store}/.checkpoints`` every ``$OTARENA_CHECKPOINT_SECONDS``
+    (default 300) seconds, so a killed run resumes where it was.
+
+    Args:
+        todo: cells of any tasks (map cells, Sinkhorn cells), in the order to run them.
+        store: the result store; each record goes to its task's file there.
+        force: run cells already in the store again, replacing their records.
+        quiet: no progress bars, progress lines or per-cell lines.
+        vmap_seeds: run the cells of one ``group_key`` as one group (their seeds in one
+            compiled program).
+
+    Returns:
+        The store's records of ``todo`` (failed cells included, with their error).
+
+    Raises:
+        OtarenaError: a value out of range, missing or damaged data, a store that cannot
+            be written; found before any work.
     """
-    check_cells(todo)
+    check(todo)
     every = runtime.checkpoint_seconds()
     git_state()  # read the code's commit now: a commit made during a long run must not relabel it
     finished = set() if force else _finished(store)
@@ -304,16 +172,17 @@ def run(todo: list[Cell], store: Store, force: bool = False, quiet: bool = False
                     bar.update(iterations - bar.n)
                     lines(iterations, planned)
 
+                task = group[0].task
                 context = runtime.RunContext(checkpoint=stem, progress=progress,
-                                             checkpoint_every=every)
+                                             checkpoint_every=every, log=say)
                 try:
-                    records = run_cells(group, context)
+                    records = task.run(group, context)
                 except Exception as error:  # the solver's fault: record it, go on
-                    records = [failed_record(cell, error) for cell in group]
+                    records = [task.failed_record(cell, error) for cell in group]
             eta.done(len(group))
             for record, cell in zip(records, group):
-                if store.add(record, replace=force):
-                    say(summary(cell, record) + eta.text())
+                if store.add(record, replace=force, filename=task.records_file):
+                    say(task.summary(cell, record) + eta.text())
                 else:
                     say(f"{cell.label}: already recorded by another process; kept that record")
                 matrix.update(1)

@@ -1,9 +1,10 @@
 """What the runner tells a training loop without widening the solver protocol.
 
-The runner sets a :class:`RunContext` around ``solver.fit`` / ``fit_seeds``: where to keep
-a checkpoint of the training state, how often to write it, and whom to report progress
-to. A solver that trains with the engine gets checkpointing and progress for free; any
-other solver may ignore it.
+The runner sets a :class:`RunContext` around a task's run of a group of cells (for maps:
+``solver.fit`` / ``fit_seeds``): where to keep a checkpoint of the training state, how
+often to write it, whom to report progress and log lines to. A solver that trains with
+the engine, and Meta OT training, get checkpointing and progress for free; any other
+solver may ignore it.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def checkpoint_seconds() -> float:
 
 @dataclass(frozen=True)
 class RunContext:
-    checkpoint: Path | None = None  # a file for this group of cells
+    checkpoint: Path | None = None  # a file name prefix for this group of cells
     checkpoint_every: float = DEFAULT_CHECKPOINT_SECONDS  # seconds between writes
     progress: Callable[[int, int], None] | None = None  # (iterations done, planned)
+    log: Callable[[str], None] = print  # a task's lines (the runner's: above the bars, or none)
 
 
 _current: ContextVar[RunContext] = ContextVar("otarena_run_context", default=RunContext())

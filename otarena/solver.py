@@ -26,7 +26,19 @@ Map = Callable[[jax.Array], jax.Array]
 
 @dataclass(frozen=True)
 class Fitted:
-    """What a solver learned: maps source -> target (``forward``) and back (``inverse``)."""
+    """What a solver learned: maps source -> target (``forward``) and back (``inverse``).
+
+    Args:
+        forward: the learned map on batches, (n, dim) -> (n, dim).
+        inverse: the learned map back, or None.
+        iterations: training iterations done (0 for a closed-form solver).
+        diverged: the run stopped by its paper's rule (recorded as ``diverged``).
+        curve: evaluations during training, dicts with ``iteration`` and metrics.
+        info: anything else worth recording (``timing`` is merged into the record's).
+        reported_iterate: which iterate the maps are (``final`` or ``best``).
+        alternatives: maps of other iterates to score beside, name -> (forward, inverse).
+        exact_metrics: metrics known exactly, replacing the estimates from samples.
+    """
 
     forward: Map
     inverse: Map | None = None
@@ -46,6 +58,25 @@ class Fitted:
 
 @dataclass(frozen=True)
 class Solver:
+    """A solver adapter, the row of a map table: how it trains and what identifies it.
+
+    Args:
+        name: the row's name (``--solvers``), unique among the registered solvers.
+        fit: ``fit(pair, key, budget) -> Fitted``: train on samples of ``pair`` drawn with
+            ``key`` (split it for independent batches) within ``budget``
+            (``budget.pick({profile: iterations})`` gives the iteration count), and
+            return the learned maps; the runner scores them.
+        config: everything besides pair, seed and budget that determines the result; it is
+            hashed into the run id, so a changed configuration makes new cells.
+        label: the paper's name for the row, e.g. ``[L]``.
+        description: one line for ``otarena list solvers``.
+        source: the file that defined it (set on loading).
+        fit_seeds: optional ``fit_seeds(pair, keys, budget) -> list[Fitted]``: one per key,
+            the seeds trained together (``--vmap-seeds``).
+        engine_spec: the :class:`~otarena.dual.spec.DualSpec` of a solver built on the
+            engine (benchmarks time its programs directly).
+    """
+
     name: str
     fit: Callable[[Pair, jax.Array, Budget], Fitted]
     config: Mapping[str, Any]  # everything that determines the result besides pair/seed/budget

@@ -29,8 +29,8 @@ from otarena.errors import OtarenaError, warn
 
 SCHEMA = 1
 DEFAULT_FILE = "records.jsonl"
-# What otarena writes (records.jsonl from `run` and `compare`, metaot-sinkhorn.jsonl from
-# `metaot run`), and copies merged in from other machines named like them
+# What otarena writes (records.jsonl: map cells; metaot-sinkhorn.jsonl: Sinkhorn cells; each
+# task names its file), and copies merged in from other machines named like them
 # (records-gpu.jsonl). Any other *.jsonl in the folder is not read.
 PATTERNS = ("records*.jsonl", "metaot-sinkhorn*.jsonl")
 
@@ -124,16 +124,17 @@ class Store:
             warn(f"{other} is not read: a store reads {' and '.join(PATTERNS)}")
         return sorted(own)
 
-    def check_writable(self) -> None:
-        """Fail now, not after the training, if records cannot be written here."""
-        writable_folder(self.root, "the result store", probe=self.filename)
+    def check_writable(self, filename: str | None = None) -> None:
+        """Fail now, not after the training, if records cannot be written here (to
+        ``filename``, default the store's file)."""
+        writable_folder(self.root, "the result store", probe=filename or self.filename)
         if not os.access(self.root, os.W_OK | os.X_OK):  # room for checkpoints beside it
             raise OtarenaError(f"cannot write the result store {self.root}: Permission denied")
 
     @contextmanager
-    def _locked(self):
+    def _locked(self, path: Path):
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as f:
+        with open(path, "a+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield f
@@ -151,18 +152,21 @@ class Store:
     def ids(self) -> set[str]:
         return {r["run_id"] for r in self.records()}
 
-    def add(self, record: Mapping[str, Any], replace: bool = False) -> bool:
-        """Append ``record``; False (and nothing written) if its run id is there already,
-        unless as a failure."""
+    def add(self, record: Mapping[str, Any], replace: bool = False,
+            filename: str | None = None) -> bool:
+        """Append ``record`` to ``filename`` (default the store's file; a task names its
+        own); False (and nothing written) if its run id is there already, unless as a
+        failure."""
         line = (encode(record) + "\n").encode()
-        with self._locked() as f:
+        path = self.root / (filename or self.filename)
+        with self._locked(path) as f:
             f.seek(0)
             raw = f.read()
             complete = raw.rfind(b"\n") + 1
             if complete < len(raw):  # a writer died mid-line: drop its partial record
                 f.truncate(complete)
             if not replace and any(r["run_id"] == record["run_id"] and r.get("status") != "failed"
-                                  for r in _parse_lines(raw, self.path)):
+                                  for r in _parse_lines(raw, path)):
                 return False
             f.seek(0, os.SEEK_END)
             f.write(line)

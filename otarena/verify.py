@@ -18,7 +18,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-METRICS = ("l2_uvp_fwd", "cos_fwd", "l2_uvp_inv", "cos_inv")
+from otarena import metrics
+
+METRICS = tuple(metrics.NAMES)
 BASELINE_RTOL = 1e-5
 TRAINED_RTOL = 2e-2
 TRAINED_ATOL = 2e-2  # in L2-UVP percentage points / cosine units, for values near 0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from otarena import runner, solver
+from otarena import map_task, solver
 from otarena.budgets import Budget
 from otarena.plugins import repo_root
 
@@ -26,7 +26,7 @@ def committed_map_records():
 def test_run_id_recomputes(record):
     found = solver.registry().get(record["solver"])
     assert found is not None, f"solver {record['solver']!r} is no longer registered"
-    cell = runner.Cell(record["pair"], record["reverse"], found, record["seed"],
+    cell = map_task.Cell(record["pair"], record["reverse"], found, record["seed"],
                        Budget(**record["budget"]), record["eval"]["size"])
     assert cell.run_id == record["run_id"]
     assert cell.identity() == {k: record[k] for k in cell.identity()}

@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from otarena import pairs, report, runner, solver
+from otarena import map_task, pairs, solver
+from otarena.reporting import family_tables, map_records
 from otarena.budgets import Budget
 from otarena.dual import BestIterate, DualSpec, Engine, Optimizer, StopRule, train
 from otarena.models.networks import Model
@@ -97,13 +98,13 @@ def test_a_diverging_run_stops_at_a_logged_iteration_as_w2ot(tmp_path):
     iterations it ran and the metrics of the parameters it stopped with."""
     spec = _exploding(StopRule(every=20, bound=1e5))
     boom = solver.Solver("boom", lambda p, k, b: train(p, spec, k[None], b)[0], {"lr": 50.0})
-    cell = runner.Cell("hd-2", False, boom, 0, Budget("smoke"), 4096)
-    [record] = runner.run_cells([cell])
+    cell = map_task.Cell("hd-2", False, boom, 0, Budget("smoke"), 4096)
+    [record] = map_task.run_cells([cell])
     assert record["status"] == "diverged"
     assert record["iterations"] < 200 and record["iterations"] % 20 == 0
     assert record["curve"][-1]["stopped"] and record["curve"][-1]["iteration"] == record["iterations"]
     Store(tmp_path).add(record)
-    table = report.table(report.frame(Store(tmp_path).records()), "hd", "l2_uvp_fwd")
+    table = family_tables.table(map_records.frame(Store(tmp_path).records()), "hd", "l2_uvp_fwd")
     assert table.loc["boom", "hd-2"] == ">100"
 
 
@@ -185,8 +186,8 @@ def test_paper_budget_runs_in_full_fp32_and_records_it():
 
     probe = solver.Solver("probe", fit, {})
     for profile, expected in (("paper", "float32"), ("quick", "default")):
-        cell = runner.Cell("hd-2", False, probe, 0, Budget(profile), 4096)
-        [record] = runner.run_cells([cell])
+        cell = map_task.Cell("hd-2", False, probe, 0, Budget(profile), 4096)
+        [record] = map_task.run_cells([cell])
         assert record["numerics"]["matmul_precision"] == expected
         assert seen["precision"] == expected
     assert Budget("paper").as_dict() == {"profile": "paper", "iterations": None, "eval_every": None}

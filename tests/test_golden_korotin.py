@@ -345,7 +345,7 @@ def test_identity_pretraining(name, spec, monkeypatch):
         hit = jnp.all(jax.random.key_data(k) == table, axis=-1)
         return jnp.where(jnp.any(hit), pre.scale * official[jnp.argmax(hit)], jnp.nan)
 
-    monkeypatch.setattr(dual, "_sample_pretraining", sample)
+    monkeypatch.setattr(dual.engine, "_sample_pretraining", sample)
     pretrain = jax.jit(lambda p, steps: eng.pretrain(eng.psi, p, key, steps, args["tol"]))
     for steps in (1, 2, 3):
         out, last_loss, taken = pretrain(params(z, "init."), steps)

@@ -389,7 +389,7 @@ def test_identity_pretraining_matches_w2ot(who, model_name, monkeypatch):
         # No match (the loop's key schedule changed): NaN makes the test fail loudly.
         return jnp.where(match.any(), batches[jnp.argmax(match)], jnp.nan)
 
-    monkeypatch.setattr(dual, "_sample_pretraining", sampler)
+    monkeypatch.setattr(dual.engine, "_sample_pretraining", sampler)
     losses = data[f"pretrain/d2/{who}/loss"]
     pretrain = jax.jit(lambda p, steps: engine.pretrain(model, p, key, steps, 1e-6))
     problems = []

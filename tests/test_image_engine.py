@@ -10,7 +10,8 @@ import pytest
 
 from otarena import pairs
 from otarena.budgets import Budget
-from otarena.dual import DualSpec, Engine, Pretrain, _chunked, _sample_uniform_or_normal
+from otarena.dual import DualSpec, Engine, Pretrain
+from otarena.dual.engine import _chunked, _sample_pretraining
 from otarena.models.networks import Model
 
 # psi(x) = a/2 |x|^2; in training mode a noisy version a/2 |x|^2 + key-dependent offset.
@@ -96,6 +97,6 @@ def test_chunked_evaluation_equals_one_call(n):
 
 def test_cube_pretraining_sampler_is_korotins_unit_cube_times_blow():
     pre = Pretrain(sampler="cube", scale=4.0)
-    x = np.asarray(_sample_uniform_or_normal(pre, jax.random.key(0), 4096, 3))
+    x = np.asarray(_sample_pretraining(pre, jax.random.key(0), 4096, 3))
     assert x.min() >= 0.0 and x.max() < 4.0
     assert abs(x.mean() - 2.0) < 0.05

@@ -14,7 +14,7 @@ import time
 import jax
 import pytest
 
-from otarena import data, metrics, pairs, plugins, runner, solver
+from otarena import data, map_task, metrics, pairs, plugins, provenance, solver
 from otarena.budgets import Budget
 from otarena.dual import engine_for
 from tests.test_celeba_loader import write_checkpoints
@@ -63,7 +63,7 @@ def test_image_training_throughput(celeba_format):
     for name in ROWS:
         fine_tuned = "lbfgs" in name or "adam" in name
         table[name] = seconds_per_iteration(celeba_format, spec_of(name), 20 if fine_tuned else 100)
-    device = runner.device_description()
+    device = provenance.device_description()
     print(json.dumps({"device": device, "seconds_per_iteration": table,
                       "published": PUBLISHED_SECONDS_PER_ITERATION}, indent=1))
     for name, published in PUBLISHED_SECONDS_PER_ITERATION.items():
@@ -83,7 +83,7 @@ def test_offline_pair_at_a_real_budget(tmp_path, monkeypatch):
     pair = pairs.load("mnist64-w2gn-early")
     identity = metrics.evaluate(pair, lambda x: x, None, size=4096)["l2_uvp_fwd"]
     for name in ("W2-images", "conv-cycle"):
-        cell = runner.Cell("mnist64-w2gn-early", False, solver.get(name), 0, Budget("quick"), 4096)
-        [record] = runner.run_cells([cell])
+        cell = map_task.Cell("mnist64-w2gn-early", False, solver.get(name), 0, Budget("quick"), 4096)
+        [record] = map_task.run_cells([cell])
         print(name, record["status"], record["metrics"], record["timing"])
         assert record["metrics"]["l2_uvp_fwd"] < identity

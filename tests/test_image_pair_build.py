@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from benchmarks import torch_reference_images as ref
-from otarena import cli, data, image_pairs, pairs, plugins, runner, solver
+from otarena import cli, data, image_recipe, map_task, pairs, plugins, solver
 from otarena.budgets import Budget
 from otarena.errors import DataError
 from otarena.models import conv_icnn
@@ -36,20 +36,20 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def test_idx_reader_reads_mnist():
-    images = image_pairs.read_idx_images(data.require("mnist/t10k-images-idx3-ubyte.gz"))
+    images = image_recipe.read_idx_images(data.require("mnist/t10k-images-idx3-ubyte.gz"))
     assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
     assert images.max() == 255 and images[:, 0, 0].max() == 0  # strokes on a black ground
 
 
 def test_image_sampler_makes_64x64_rgb_images():
-    images = image_pairs.load_images({"dataset": "mnist", "split": "test", "range": [0, 500]})
-    plain = image_pairs.image_sampler(images)(jax.random.key(0), 64)
+    images = image_recipe.load_images({"dataset": "mnist", "split": "test", "range": [0, 500]})
+    plain = image_recipe.image_sampler(images)(jax.random.key(0), 64)
     assert plain.shape == (64, 12288)
     assert float(plain.min()) >= -1.0 and float(plain.max()) <= 1.0
     rgb = plain.reshape(64, 3, 64, 64)
     np.testing.assert_array_equal(np.asarray(rgb[:, 0]), np.asarray(rgb[:, 2]))  # grey
     assert float(jnp.mean(rgb[:, :, 0, 0])) == -1.0  # background
-    tinted = image_pairs.image_sampler(images, blur=2.0, tint=(1.0, 0.8, 0.5))(jax.random.key(0), 64)
+    tinted = image_recipe.image_sampler(images, blur=2.0, tint=(1.0, 0.8, 0.5))(jax.random.key(0), 64)
     t = (tinted.reshape(64, 3, 64, 64) + 1) / 2
     ratio = float(jnp.sum(t[:, 2]) / jnp.sum(t[:, 0]))
     assert ratio == pytest.approx(0.5, rel=0.05)  # blue at half the red
@@ -80,7 +80,7 @@ def test_unbuilt_pair_says_how_to_build_it(data_dir):
 
 def test_built_weights_are_reproducible_official_state_dicts(tmp_path):
     params = {k: np.asarray(v) for k, v in conv_icnn.init(jax.random.key(0), std=0.05).items()}
-    first, second = image_pairs.state_dict_bytes(params), image_pairs.state_dict_bytes(params)
+    first, second = image_recipe.state_dict_bytes(params), image_recipe.state_dict_bytes(params)
     assert first == second
     (tmp_path / "x.pt").write_bytes(first)
     state = torch.load(tmp_path / "x.pt", weights_only=True)
@@ -128,8 +128,8 @@ def test_tiny_build_then_smoke_runs(data_dir, capsys):
         pairs.load("mnist64-w2gn-mid")
 
     for name in ("W2-images", "conv-cycle", "conv-objective"):
-        cell = runner.Cell("mnist64-w2gn-early", False, solver.get(name), 0, Budget("smoke"), 4)
-        [record] = runner.run_cells([cell])
+        cell = map_task.Cell("mnist64-w2gn-early", False, solver.get(name), 0, Budget("smoke"), 4)
+        [record] = map_task.run_cells([cell])
         assert record["status"] in ("ok", "diverged")
         assert record["iterations"] >= 1
         assert all(np.isfinite(v) for v in record["metrics"].values()), (name, record["metrics"])

@@ -10,12 +10,14 @@ from ott.initializers.linear import initializers
 from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn
 
-from otarena import metaot, sinkhorn_bench as sb
+from otarena.sinkhorn import family as sinkhorn_family
+from otarena.sinkhorn import initializers as sinkhorn_initializers
+from otarena.sinkhorn import metaot
 
 
 @pytest.fixture(scope="module", params=["1d", "2d"])
 def mnist_family(request):
-    return sb.load_family("mnist", grid=request.param)
+    return sinkhorn_family.load_family("mnist", grid=request.param)
 
 
 def _problem(cost, a, b, eps):
@@ -31,7 +33,7 @@ def test_gaussian_initializer_matches_otts_and_the_closed_form(mnist_family):
         @jax.jit
         def ours(cost, a, b):
             problem = _problem(cost, a, b, mnist_family.epsilon)
-            return sb.make_initializer("gaussian", (x, y), problem.geom)(problem, lse_mode=True)
+            return sinkhorn_initializers.make_initializer("gaussian", (x, y), problem.geom)(problem, lse_mode=True)
 
         @jax.jit
         def otts(a, b):  # OTT's GaussianInitializer on the point-cloud problem, directly
@@ -78,11 +80,11 @@ def test_meta_ot_initializer_gives_an_exact_b_marginal(mnist_family):
         @jax.jit
         def run(cost, a, b, params):
             problem = _problem(cost, a, b, mnist_family.epsilon)
-            f, g = sb.make_initializer("meta-ot", params, problem.geom, model)(problem,
+            f, g = sinkhorn_initializers.make_initializer("meta-ot", params, problem.geom, model)(problem,
                                                                                lse_mode=True)
             marginal = problem.geom.marginal_from_potentials(f, g, axis=0)
             # OTT's own MetaInitializer with the same parameters
-            f_ott, _ = sb.make_initializer("ott-meta", params, problem.geom, model)(problem,
+            f_ott, _ = sinkhorn_initializers.make_initializer("ott-meta", params, problem.geom, model)(problem,
                                                                                     lse_mode=True)
             return f, g, marginal, f_ott
 

@@ -4,8 +4,9 @@ import itertools
 
 import pytest
 
-from otarena import report_metaot as rm
-from otarena.sinkhorn_bench import PAPER_DRAWS
+from otarena.reporting import sinkhorn as rm
+from otarena.reporting import sinkhorn_records as rr
+from otarena.sinkhorn.family import PAPER_DRAWS
 
 _ids = itertools.count()
 
@@ -42,7 +43,7 @@ def test_records_of_the_two_mnist_grids_are_never_pooled(tmp_path):
                record("mnist", "meta-ot", [1.0, 1.0], [10, 10], "1-D grid"),
                record("mnist", "zeros", [4.0, 4.0], [40, 40], "2-D grid"),
                record("mnist", "meta-ot", [1.0, 1.0], [10, 10], "2-D grid")]
-    assert rm.sections(records) == [("mnist", "1-D grid"), ("mnist", "2-D grid")]
+    assert rr.sections(records) == [("mnist", "1-D grid"), ("mnist", "2-D grid")]
     md = rm.markdown(records)
     assert "### MNIST (1-D grid; budget quick" in md and "### MNIST (2-D grid; budget quick" in md
     assert "t_zeros / t_Meta: **2.00**" in md and "t_zeros / t_Meta: **4.00**" in md
@@ -53,8 +54,8 @@ def test_records_of_the_two_mnist_grids_are_never_pooled(tmp_path):
     assert {"metaot_errors_mnist-1-d-grid.png", "metaot_errors_mnist-2-d-grid.png"} <= names
     # records from before the grid option and the paper's draws are a set of their own
     old = record("mnist", "zeros", [3.0], [30], legacy=True)
-    assert rm.instance_set(old) == "2-D grid, test draws of JAX 0.5+, not the paper's"
-    assert len(rm.sections(records + [old])) == 3
+    assert rr.instance_set(old) == "2-D grid, test draws of JAX 0.5+, not the paper's"
+    assert len(rr.sections(records + [old])) == 3
 
 
 def test_a_diverged_peer_keeps_its_row_printed_as_a_failure():
@@ -88,18 +89,18 @@ def test_the_cost_split_states_wall_ratio_against_algorithm_only_ratio():
 def test_the_report_says_when_no_record_is_a_paper_budget_gpu_measurement():
     cpu = [record("mnist", "zeros", [2.0], [20], "1-D grid"),
            record("spherical", "zeros", [2.0], [2000], budget="smoke")]
-    note = rm.provisional_note(cpu)
+    note = rr.provisional_note(cpu)
     assert note.startswith("These records are CPU / quick, CPU / smoke: there are no "
                            "paper-budget GPU records yet.")
     assert note in rm.markdown(cpu) and "no paper-budget GPU records" in rm.table1_latex(cpu)
     gpu = cpu + [record("mnist", "zeros", [1e-3], [20], "1-D grid", budget="paper",
                         platform="gpu")]
-    assert rm.provisional_note(gpu) is None
+    assert rr.provisional_note(gpu) is None
     assert "no paper-budget GPU records" not in rm.markdown(gpu)
 
 
 @pytest.mark.parametrize("label", ["1-D grid", None])
 def test_section_titles_and_slugs(label):
     section = ("mnist", label)
-    assert rm.section_title(section) == ("MNIST (1-D grid)" if label else "MNIST")
-    assert rm.section_slug(section, [section]) == "mnist"
+    assert rr.section_title(section) == ("MNIST (1-D grid)" if label else "MNIST")
+    assert rr.section_slug(section, [section]) == "mnist"

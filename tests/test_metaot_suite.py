@@ -5,19 +5,24 @@ import os
 
 import pytest
 
-from otarena import report_metaot, sinkhorn_bench as sb
+from otarena import runner
 from otarena.budgets import Budget
-from tests.conftest import otarena
+from otarena.reporting import sinkhorn as sinkhorn_report
+from otarena.reporting import sinkhorn_records
+from otarena.sinkhorn import family as sinkhorn_family
+from otarena.sinkhorn import task as sinkhorn_task
 from otarena.store import Store, run_id
+from tests.conftest import otarena
 
 
 @pytest.mark.slow
 def test_meta_ot_needs_fewer_sinkhorn_iterations_than_zeros_at_quick_budget(tmp_path):
     """Acceptance: the quick MNIST budget, the 10 MNIST test pairs, error 1e-2."""
-    store = Store(tmp_path / "results", filename="metaot-sinkhorn.jsonl")
-    records = sb.run_suite(Budget("quick"), [0], store, families=["mnist"],
-                           initializers=["zeros", "meta-ot"], artifacts=tmp_path / "artifacts",
-                           plan_overrides={"thresholds": (1e-2,), "repeats": 1}, log=print)
+    store = Store(tmp_path / "results")
+    todo = sinkhorn_task.cells(["mnist"], ["zeros", "meta-ot"], [0], Budget("quick"),
+                               overrides={"thresholds": (1e-2,), "repeats": 1},
+                               artifacts=tmp_path / "artifacts")
+    records = runner.run(todo, store)
     by_init = {r["initializer"]: r for r in records}
     zeros, meta = (by_init[k]["metrics"]["thresholds"][0] for k in ("zeros", "meta-ot"))
     assert len(zeros["iterations"]) == len(meta["iterations"]) == 10
@@ -54,7 +59,7 @@ def test_cli_run_records_and_report(tmp_path):
     assert len(r["curve"]["errors"]) == 3 and len(r["curve"]["errors"][0]) == 25
 
     again = otarena(*args)  # everything done: skipped, and no model is retrained
-    assert again.stdout.count("skipped") == 4
+    assert "4 of 4 cells already in" in again.stdout
     assert len((results / "metaot-sinkhorn.jsonl").read_text().splitlines()) == 4
     assert len(list(artifacts.glob("metaot-mnist-*/params.msgpack"))) == 2  # ours and OTT's
 
@@ -100,11 +105,40 @@ def test_cli_run_records_and_report(tmp_path):
     assert (out / "metaot_table1.tex").read_text() == tex
 
 
+@pytest.mark.slow
+def test_meta_ot_cells_go_through_the_executor_path(tmp_path):
+    """The job path for Sinkhorn cells: one array task per cell, each rebuilt from its task
+    kind and spec in its own process, records in the shared store."""
+    results, jobs = tmp_path / "results", tmp_path / "jobs"
+    done = otarena("run", "--suite", "metaot-sinkhorn", "--pairs", "mnist", "--solvers",
+                   "zeros,meta-ot", "--executor", "submitit-local", "--wait", "--jobs-dir",
+                   str(jobs), "--results", str(results), "--artifacts", str(tmp_path / "art"),
+                   "--iterations", "10", "--test-instances", "1", "--thresholds", "1e-1")
+    assert "submitted 2 array tasks for 2 cells" in done.stdout
+    records = Store(results).records()
+    assert sorted(r["solver"] for r in records) == ["meta-ot", "zeros"]
+    assert all(r["status"] == "ok" and r["suite"] == "metaot-sinkhorn" for r in records)
+    assert len((results / "metaot-sinkhorn.jsonl").read_text().splitlines()) == 2
+    assert len(list(jobs.glob("*_log.out"))) == 2  # separate job processes
+    assert "t_zeros/t_Meta" in done.stdout  # the table, from the store, after --wait
+
+
+def test_flags_of_the_other_task_are_refused(tmp_path, capsys):
+    from otarena.cli import main
+
+    assert main(["run", "--suite", "metaot-sinkhorn", "--vmap-seeds",
+                 "--results", str(tmp_path)]) == 2
+    assert "--vmap-seeds applies to map cells only" in capsys.readouterr().err
+    assert main(["run", "--pairs", "hd-2", "--solvers", "linear", "--thresholds", "1e-2",
+                 "--results", str(tmp_path)]) == 2
+    assert "--thresholds applies to Sinkhorn cells only" in capsys.readouterr().err
+
+
 def test_the_grid_is_part_of_a_records_identity_given_or_defaulted():
     def rid(**options):
-        family = sb.load_family("mnist", **options)
-        plan = sb.plan_for(Budget("smoke"), "mnist")
-        return run_id(sb.identity(family, "zeros", None, Budget("smoke"), plan, None))
+        family = sinkhorn_family.load_family("mnist", **options)
+        plan = sinkhorn_family.plan_for(Budget("smoke"), "mnist")
+        return run_id(sinkhorn_task.identity(family, "zeros", None, Budget("smoke"), plan, None))
 
     assert rid() == rid(grid="1d") != rid(grid="2d")
 
@@ -131,11 +165,12 @@ def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
 
 
 def test_paper_values_are_the_papers():
-    s = report_metaot.PAPER["seconds"]
+    paper = sinkhorn_records.paper()
+    s = paper["seconds"]
     assert s["mnist"]["zeros"][1e-2] == (4.5e-3, 1.5e-3)
     assert s["spherical"]["meta-ot"][1e-2] == (7.8e-2, 3.4e-2)
     # the published improvements are the ratios of the published means
-    for family, published in report_metaot.PAPER["ratio"].items():
+    for family, published in paper["ratio"].items():
         assert round(s[family]["zeros"][1e-2][0] / s[family]["meta-ot"][1e-2][0], 1) == \
             round(published, 1)
 
@@ -144,10 +179,11 @@ def test_paper_values_are_the_papers():
 @pytest.mark.long
 def test_paper_budget_table1_on_a_gpu(tmp_path):
     """Table 1 at the paper's budget (GPU session): Meta OT beats zeros on both families."""
-    store = Store(tmp_path, filename="metaot-sinkhorn.jsonl")
-    records = sb.run_suite(Budget("paper"), [0], store, artifacts=os.environ.get(
-        "OTARENA_ARTIFACTS", tmp_path / "art"))
-    cells = report_metaot.summary(report_metaot.frame(records), 1e-2)
+    todo = sinkhorn_task.cells(["mnist", "spherical"], sinkhorn_task.INITIALIZERS, [0],
+                               Budget("paper"), artifacts=os.environ.get(
+                                   "OTARENA_ARTIFACTS", tmp_path / "art"))
+    records = runner.run(todo, Store(tmp_path))
+    cells = sinkhorn_records.summary(sinkhorn_records.frame(records), 1e-2)
     for family in ("mnist", "spherical"):
-        assert report_metaot.ratio(cells[family]) > 1.0
-    print(report_metaot.markdown(records))
+        assert sinkhorn_records.ratio(cells[family]) > 1.0
+    print(sinkhorn_report.markdown(records))

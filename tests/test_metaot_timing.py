@@ -7,7 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from otarena import metaot, sinkhorn_bench as sb
+from otarena.sinkhorn import config as sinkhorn_config
+from otarena.sinkhorn import initializers as sinkhorn_initializers
+from otarena.sinkhorn import metaot
+from otarena.sinkhorn import solve as sinkhorn_solve
+from otarena.sinkhorn import timing as sinkhorn_timing
 
 
 def _count(op: str, compiled_text: str) -> int:
@@ -30,12 +34,12 @@ def small():
 
 def _init_args(small, name):
     cost, (x, y), params, a, b, model = small
-    return sb.initializer_args(name, x, y, params)
+    return sinkhorn_initializers.initializer_args(name, x, y, params)
 
 
 def test_the_prediction_is_one_small_call_that_xla_cannot_drop(small):
     cost, _, params, a, b, model = small
-    predict = sb.make_predict(model)
+    predict = sinkhorn_solve.make_predict(model)
     # The hazard: the paper's prediction timer returned a constant, so the MLP compiles away.
     naive = jax.jit(lambda *args: (predict(*args), True)[1])
     assert _count("dot", naive.lower(params, a[0], b[0]).compile().as_text()) == 0
@@ -49,7 +53,7 @@ def test_the_prediction_is_one_small_call_that_xla_cannot_drop(small):
 def test_a_solve_is_one_program_from_prediction_to_the_last_iteration(small):
     """MLP, g(f) and the Sinkhorn loop compile into one program whose outputs are a user's."""
     cost, _, params, a, b, model = small
-    solve = sb.make_solve("meta-ot", 0.05, model, threshold=1e-3)
+    solve = sinkhorn_solve.make_solve("meta-ot", 0.05, model, threshold=1e-3)
     lowered = jax.jit(solve).lower(cost, a[0], b[0], params)
     hlo = lowered.compile().as_text()
     assert _count("while", hlo) >= 1 and _count("dot", hlo) >= model.layers + 1
@@ -60,8 +64,8 @@ def test_a_solve_is_one_program_from_prediction_to_the_last_iteration(small):
     # ... and the outputs are what a caller reads: f, g, the errors, converged
     assert len(jax.tree.leaves(jax.eval_shape(solve, cost, a[0], b[0], params))) == 4
     out = jax.jit(solve)(cost, a[0], b[0], params)
-    assert isinstance(out, sb.Solution) and out.f.shape == (20,) and out.g.shape == (30,)
-    assert bool(out.converged) and int(out.iterations) % sb.INNER_ITERATIONS == 0
+    assert isinstance(out, sinkhorn_solve.Solution) and out.f.shape == (20,) and out.g.shape == (30,)
+    assert bool(out.converged) and int(out.iterations) % sinkhorn_config.INNER_ITERATIONS == 0
     # the same potentials as OTT's Sinkhorn run directly from the Meta OT initialization
     from ott.geometry import geometry
     from ott.problems.linear import linear_problem
@@ -69,8 +73,8 @@ def test_a_solve_is_one_program_from_prediction_to_the_last_iteration(small):
     @jax.jit
     def direct(cost, a, b):
         problem = linear_problem.LinearProblem(geometry.Geometry(cost, epsilon=0.05), a=a, b=b)
-        init = sb.MetaOTInitializer(model, params)(problem, lse_mode=True)
-        return sb.make_solver(1e-3)(problem, init=init)
+        init = sinkhorn_initializers.MetaOTInitializer(model, params)(problem, lse_mode=True)
+        return sinkhorn_solve.make_solver(1e-3)(problem, init=init)
 
     ref = direct(cost, a[0], b[0])
     np.testing.assert_allclose(out.f, ref.f, rtol=1e-6)
@@ -79,15 +83,15 @@ def test_a_solve_is_one_program_from_prediction_to_the_last_iteration(small):
 
 def test_time_instances_reports_the_solves_it_timed(small):
     cost, _, _, a, b, _ = small
-    solve = sb.make_solve("zeros", 0.05, threshold=1e-4)
-    timing = sb.time_instances(solve, sb.instance_args(cost, a, b, ()), repeats=2)
+    solve = sinkhorn_solve.make_solve("zeros", 0.05, threshold=1e-4)
+    timing = sinkhorn_timing.time_instances(solve, sinkhorn_timing.instance_args(cost, a, b, ()), repeats=2)
     assert len(timing.seconds) == 3 and all(s > 0 for s in timing.seconds)
     plain = jax.jit(solve)
     for i, out in enumerate(timing.outputs):
         ref = plain(cost, a[i], b[i], ())
         assert out["iterations"] == int(ref.iterations) and out["converged"]
-        assert out["iterations"] % sb.INNER_ITERATIONS == 0
-    batched = sb.time_batched(solve, cost, a, b, ())
+        assert out["iterations"] % sinkhorn_config.INNER_ITERATIONS == 0
+    batched = sinkhorn_timing.time_batched(solve, cost, a, b, ())
     assert batched["instances"] == 3 and batched["instances_per_second"] > 0
 
 
@@ -97,11 +101,11 @@ def test_checked_every_10_iterations_agrees_with_the_per_iteration_curve(small, 
     per-iteration first crossing rounded up to the next multiple of 10."""
     cost, _, _, a, b, model = small
     tau, init_args = 1e-3, _init_args(small, name)
-    curves = sb.error_curves(name, 0.05, cost, a, b, init_args, 300, model)
-    timing = sb.time_instances(sb.make_solve(name, 0.05, model, threshold=tau),
-                               sb.instance_args(cost, a, b, init_args))
+    curves = sinkhorn_timing.error_curves(name, 0.05, cost, a, b, init_args, 300, model)
+    timing = sinkhorn_timing.time_instances(sinkhorn_solve.make_solve(name, 0.05, model, threshold=tau),
+                               sinkhorn_timing.instance_args(cost, a, b, init_args))
     for errors, out in zip(curves, timing.outputs):
-        first = sb.first_below(errors, tau)
+        first = sinkhorn_timing.first_below(errors, tau)
         assert first is not None
         assert out["iterations"] == 10 * int(np.ceil(first / 10))
 
@@ -113,7 +117,7 @@ def test_cost_model_splits_a_solve_into_fixed_cost_and_iterations():
     a = jnp.full((2, 300), 1 / 300)
     b = jax.random.uniform(k[2], (2, 300)) + 0.1
     cost = jnp.sum((x[:, None] - y[None]) ** 2, -1)
-    model = sb.cost_model("zeros", 0.01, cost, a, b / b.sum(1, keepdims=True), (), (10, 40, 160),
+    model = sinkhorn_timing.cost_model("zeros", 0.01, cost, a, b / b.sum(1, keepdims=True), (), (10, 40, 160),
                           repeats=3)
     assert model["iterations"] == [10, 40, 160]
     assert np.shape(model["seconds"]) == (3, 2)  # counts x instances
@@ -124,7 +128,7 @@ def test_cost_model_splits_a_solve_into_fixed_cost_and_iterations():
 
 
 def test_time_split_is_the_sum_it_says():
-    from otarena.report_metaot import ratio, time_split
+    from otarena.reporting.sinkhorn_records import ratio, time_split
 
     def model(per_iteration, call, init):
         return {"seconds_per_iteration": per_iteration, "fixed_seconds": 1e-3,

@@ -7,12 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from otarena import metaot, sinkhorn_bench as sb
+from otarena.sinkhorn import artifacts
+from otarena.sinkhorn import family as sinkhorn_family
+from otarena.sinkhorn import metaot
 
 
 @pytest.fixture(scope="module")
 def family():
-    return sb.load_family("mnist")
+    return sinkhorn_family.load_family("mnist")
 
 
 def _config(family, **changes):
@@ -66,10 +68,10 @@ def test_otts_meta_initializer_trains_on_the_same_batches(family):
 def test_models_are_cached_by_config(family, tmp_path):
     config = _config(family, iterations=5)
     lines = []
-    first = metaot.trained_model(family, config, artifacts=tmp_path, log=lines.append)
+    first = artifacts.trained_model(family, config, artifacts=tmp_path, log=lines.append)
     assert not first.cached and (tmp_path / config.key() / "params.msgpack").is_file()
     lines.clear()
-    again = metaot.trained_model(family, config, artifacts=tmp_path, log=lines.append)
+    again = artifacts.trained_model(family, config, artifacts=tmp_path, log=lines.append)
     assert again.cached and lines == [f"  using cached model {tmp_path / config.key()}"]
     for x, y in zip(jax.tree.leaves(first.params), jax.tree.leaves(again.params)):
         np.testing.assert_array_equal(x, y)
@@ -79,17 +81,17 @@ def test_models_are_cached_by_config(family, tmp_path):
                    {"family_provenance": {"sha256": ["other"]}}):
         assert dataclasses.replace(config, **change).key() != config.key()
     lines.clear()
-    metaot.trained_model(family, config, artifacts=tmp_path, retrain=True, log=lines.append)
+    artifacts.trained_model(family, config, artifacts=tmp_path, retrain=True, log=lines.append)
     assert not any("cached" in line for line in lines)
 
 
 def test_artifacts_dir_resolution(tmp_path, monkeypatch):
-    monkeypatch.setenv(metaot.ARTIFACTS_ENV, str(tmp_path / "env"))
-    assert metaot.artifacts_dir() == tmp_path / "env"
-    assert metaot.artifacts_dir(tmp_path / "flag") == tmp_path / "flag"
-    monkeypatch.delenv(metaot.ARTIFACTS_ENV)
+    monkeypatch.setenv(artifacts.ARTIFACTS_ENV, str(tmp_path / "env"))
+    assert artifacts.artifacts_dir() == tmp_path / "env"
+    assert artifacts.artifacts_dir(tmp_path / "flag") == tmp_path / "flag"
+    monkeypatch.delenv(artifacts.ARTIFACTS_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert metaot.artifacts_dir() == tmp_path / "cache" / "otarena" / "artifacts"
+    assert artifacts.artifacts_dir() == tmp_path / "cache" / "otarena" / "artifacts"
 
 
 @pytest.mark.parametrize("trainer", ["otarena", "ott"])
@@ -103,10 +105,10 @@ def test_a_diverging_training_stops_and_says_so(family, trainer, tmp_path):
     config = _config(family, iterations=30, trainer=trainer)
     sick = dataclasses.replace(family, sample_train=poisoned)
     lines = []
-    trained = metaot.trained_model(sick, config, artifacts=tmp_path, log=lines.append)
+    trained = artifacts.trained_model(sick, config, artifacts=tmp_path, log=lines.append)
     assert trained.diverged_at is not None and 1 <= trained.diverged_at <= 30
     assert any("diverged" in line for line in lines)
-    assert metaot.trained_model(sick, config, artifacts=tmp_path, log=lines.append).diverged_at \
+    assert artifacts.trained_model(sick, config, artifacts=tmp_path, log=lines.append).diverged_at \
         == trained.diverged_at  # the cache keeps the verdict
 
 
@@ -114,11 +116,11 @@ def test_paper_plan_keeps_float32_parameters_and_computes_in_float64(family, tmp
     """As the paper's model: nn.Dense(dtype=float64) under flax's default param_dtype float32."""
     from otarena.budgets import Budget
 
-    plan = sb.plan_for(Budget("paper"), "mnist")
+    plan = sinkhorn_family.plan_for(Budget("paper"), "mnist")
     config = _config(family, iterations=3, batch=4, hidden=16, dtype=plan.dtype)
     assert plan.dtype == "float64" and config.param_dtype == "float32"
-    trained = metaot.trained_model(family, config, artifacts=tmp_path, log=lambda _: None)
-    again = metaot.trained_model(family, config, artifacts=tmp_path, log=lambda _: None)
+    trained = artifacts.trained_model(family, config, artifacts=tmp_path, log=lambda _: None)
+    again = artifacts.trained_model(family, config, artifacts=tmp_path, log=lambda _: None)
     for params in (trained.params, again.params):  # trained, and as read back from the cache
         assert {p.dtype for p in jax.tree.leaves(params)} == {np.dtype("float32")}
     with jax.enable_x64(True):
@@ -135,3 +137,39 @@ def test_paper_plan_keeps_float32_parameters_and_computes_in_float64(family, tmp
     assert dataclasses.replace(config, param_dtype="float64").key() != config.key()
     with pytest.raises(ValueError, match="param_dtype"):
         dataclasses.replace(config, param_dtype="float16")
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("trainer", ["otarena", "ott"])
+def test_training_resumes_from_its_checkpoint_with_the_same_model(family, tmp_path, trainer):
+    """Killed after 20 of 30 iterations, the run resumes from the runner's checkpoint and
+    ends with the model of an uninterrupted run (same batches, same optimizer state)."""
+    from otarena import runtime
+
+    config = _config(family, iterations=30, batch=4, hidden=32, layers=1, trainer=trainer)
+    whole = metaot.train(family, config, chunk=10, log=lambda _: None)
+
+    stop_at = 21 if trainer == "ott" else 20  # OTT's loop reports every 3 iterations here
+
+    def stop_after_20(done, planned):
+        if done == stop_at:
+            raise Interrupt
+
+    stem = tmp_path / "ckpt"
+    with pytest.raises(Interrupt):
+        with runtime.running(runtime.RunContext(stem, 0.0, stop_after_20)):
+            metaot.train(family, config, chunk=10, log=lambda _: None)
+    assert len(list(tmp_path.glob("ckpt-*.pkl"))) == 1
+    seen = []
+    with runtime.running(runtime.RunContext(stem, 0.0, lambda d, p: seen.append(d))):
+        resumed = metaot.train(family, config, chunk=10, log=lambda _: None)
+    assert seen[0] > 20 and seen[-1] == 30  # only what was left was trained again
+    assert [c["iteration"] for c in resumed.curve] == [c["iteration"] for c in whole.curve]
+    np.testing.assert_allclose([c["loss"] for c in resumed.curve],
+                               [c["loss"] for c in whole.curve], rtol=1e-6)
+    for x, y in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(whole.params)):
+        np.testing.assert_array_equal(x, y)
+    assert resumed.train_seconds > 0

@@ -13,7 +13,7 @@ import pytest
 
 import otarena.executors  # noqa: F401  submitit's log handlers keep the sys.stderr of their
 # import: imported here, outside a test's capture, not inside one that then closes it
-from otarena import cli, data, runner, runtime
+from otarena import cli, data, map_task, runner, runtime
 from otarena.budgets import Budget
 from otarena.errors import OtarenaError
 from otarena.plugins import repo_root
@@ -56,7 +56,7 @@ class Counting:
 
 
 def cells_of(solver, seeds=(0,), eval_size=1024, pair="hd-2"):
-    return runner.cells([pair], [solver], seeds, Budget("smoke"), eval_size)
+    return map_task.cells([pair], [solver], seeds, Budget("smoke"), eval_size)
 
 
 # --- seeds (probe 4.4, 4.5, 4.7, 4.8) ---

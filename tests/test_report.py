@@ -2,7 +2,7 @@
 
 import pytest
 
-from otarena import report
+from otarena.reporting import family_tables, map_records, maps
 
 
 def rec(solver, pair, seed, uvp, status="ok", reverse=False, budget="smoke", iterations=10):
@@ -23,7 +23,7 @@ RECORDS = [
 
 
 def test_table_cells():
-    t = report.table(report.frame(RECORDS), "hd", "l2_uvp_fwd")
+    t = family_tables.table(map_records.frame(RECORDS), "hd", "l2_uvp_fwd")
     assert list(t.columns) == ["hd-2", "hd-4", "hd-16"]  # the family's order, not alphabetical
     assert t.loc["a", "hd-2"] == "2.0 ± 1.0"
     assert t.loc["b", "hd-2"] == "0.60 ± 0.10"
@@ -37,12 +37,12 @@ def test_table_cells():
 
 
 def test_latex_bolds_the_best_and_is_deterministic():
-    df = report.frame(RECORDS)
-    tex = report.latex(df, "hd")
+    df = map_records.frame(RECORDS)
+    tex = family_tables.latex(df, "hd")
     line_b = next(line for line in tex.splitlines() if line.startswith("b &"))
     assert r"\textbf{0.60 $\pm$ 0.10}" in line_b
     assert r"$>$100" in tex
-    assert tex == report.latex(report.frame(list(reversed(RECORDS))), "hd")
+    assert tex == family_tables.latex(map_records.frame(list(reversed(RECORDS))), "hd")
 
 
 # --- records that are not seeds of one configuration are never averaged (probe 6.1-6.4, 4.23)
@@ -71,7 +71,7 @@ PROBE_6_1 = [full("W2", "hd-2", 0, 13.1),                         # the profile'
 
 
 def test_family_tables_split_a_solver_by_configuration():
-    t = report.table(report.frame(PROBE_6_1), "hd", "l2_uvp_fwd")
+    t = family_tables.table(map_records.frame(PROBE_6_1), "hd", "l2_uvp_fwd")
     assert t.loc["W2 (smoke; cpu)", "hd-2"] == "13.1"
     assert t.loc["W2 (smoke, 400 it; cpu)", "hd-2"] == "5.6 ± 0.21"
     assert t.loc["W2 (smoke, 400 it; gpu NVIDIA H200)", "hd-2"] == "3.0"
@@ -82,14 +82,14 @@ def test_family_tables_keep_profiles_and_evaluation_sizes_apart():
     records = [full("linear", "hd-2", 0, 14.4), full("linear", "hd-2", 1, 14.5),
                full("linear", "hd-2", 0, 14.5, profile="quick"),
                full("linear", "hd-2", 0, 14.6, eval_size=4096)]
-    t = report.table(report.frame(records), "hd", "l2_uvp_fwd")
+    t = family_tables.table(map_records.frame(records), "hd", "l2_uvp_fwd")
     assert set(t.index) == {"linear (quick; 1024 points)", "linear (smoke; 1024 points)",
                             "linear (smoke; 4096 points)"}
     assert t.loc["linear (smoke; 1024 points)", "hd-2"] == "14.4 ± 0.05"
 
 
 def test_the_suite_table_prefers_the_profiles_own_settings_and_says_so(tmp_path):
-    written = {p.name: p for p in report.write(PROBE_6_1, tmp_path, figures=False)}
+    written = {p.name: p for p in maps.write(PROBE_6_1, tmp_path, figures=False)}
     table = written["hd-baselines.tex"].read_text()
     assert r"{[W2]} & $\mathbf{13.1}$" in table
     assert "Device: cpu" in table
@@ -99,7 +99,7 @@ def test_the_suite_table_prefers_the_profiles_own_settings_and_says_so(tmp_path)
 
 
 def test_the_suite_table_refuses_to_average_different_configurations(tmp_path):
-    written = {p.name: p for p in report.write(PROBE_6_1[1:], tmp_path, figures=False)}
+    written = {p.name: p for p in maps.write(PROBE_6_1[1:], tmp_path, figures=False)}
     table = written["hd-baselines.tex"].read_text()
     assert "{[W2]} & mixed" in table and "not averaged" in table
     assert "Devices: cpu (1 cells), gpu NVIDIA H200 (1 cells)" in table
@@ -116,34 +116,34 @@ def test_a_user_solver_named_like_a_registry_solver_stays_out_of_its_row(tmp_pat
     records = [full("W2", "hd-2", 0, 5.42, profile="quick"), full("W2", "hd-2", 1, 5.84, profile="quick"),
                full("W2", "hd-2", 0, 32.2, profile="quick", config=shadow),
                full("W2", "hd-2", 1, 32.2, profile="quick", config=shadow)]
-    written = {p.name: p for p in report.write(records, tmp_path, figures=False)}
+    written = {p.name: p for p in maps.write(records, tmp_path, figures=False)}
     assert r"{[W2]} & $\mathbf{5.6 \pm 0.21}$" in written["hd-baselines.tex"].read_text()
     summary = written["summary.md"].read_text()
     assert "2 records of a solver named W2 from a user's file left out" in summary
-    t = report.table(report.frame(records), "hd", "l2_uvp_fwd")
+    t = family_tables.table(map_records.frame(records), "hd", "l2_uvp_fwd")
     assert t.loc["W2 (file abababab)", "hd-2"] == "32.2 ± 0.0"
 
 
 def test_failed_cells_say_so():
     records = [full("linear", "hd-2", 0, None, status="failed"), full("identity", "hd-2", 0, 32.2)]
-    t = report.table(report.frame(records), "hd", "l2_uvp_fwd")
+    t = family_tables.table(map_records.frame(records), "hd", "l2_uvp_fwd")
     assert t.loc["linear", "hd-2"] == "failed"
 
 
 def test_tables_name_the_device():
-    tex = report.latex(report.frame(PROBE_6_1), "hd")
+    tex = family_tables.latex(map_records.frame(PROBE_6_1), "hd")
     assert "devices: cpu, gpu NVIDIA H200" in tex
-    assert "Devices: cpu (3 records), gpu NVIDIA H200 (1 records)" in report.markdown(report.frame(PROBE_6_1))
+    assert "Devices: cpu (3 records), gpu NVIDIA H200 (1 records)" in family_tables.markdown(map_records.frame(PROBE_6_1))
 
 
 def test_an_object_that_is_not_a_result_record_is_left_out(capsys):
-    df = report.frame([{"run_id": "abc"}, *RECORDS])  # valid JSON with a run id, nothing else
+    df = map_records.frame([{"run_id": "abc"}, *RECORDS])  # valid JSON with a run id, nothing else
     assert len(df) == len(RECORDS)
     assert "record abc has no pair" in capsys.readouterr().err
 
 
 def test_runtime_table_is_steady_state_with_compile_apart():
-    from otarena import runtime_report
+    from otarena.reporting import runtime as runtime_report
 
     timed = dict(rec("W2", "hd-2", 0, 0.5), timing={
         "compile_seconds": 20.0, "pretrain_seconds": 3.0, "train_seconds": 10.0,

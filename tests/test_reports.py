@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from otarena import report
+from otarena import reporting
+from otarena.reporting import maps
 from otarena.plugins import repo_root
 from otarena.store import Store
 
@@ -16,7 +17,7 @@ def test_committed_tables_regenerate_byte_identically(tmp_path):
     records = Store(ROOT / "results").records()
     if not records:
         pytest.skip("no committed records")
-    written = report.write_all(records, tmp_path, figures=False)
+    written = reporting.write_all(records, tmp_path, figures=False)
     committed = sorted(p.name for p in (ROOT / "reports").glob("*.tex"))
     assert sorted(p.name for p in written if p.suffix == ".tex") == committed
     for path in written:
@@ -49,7 +50,7 @@ def synthetic_records():
 
 
 def test_suite_tables_of_every_kind(tmp_path):
-    written = {p.name: p for p in report.write(synthetic_records(), tmp_path)}
+    written = {p.name: p for p in maps.write(synthetic_records(), tmp_path)}
     icnn = written["hd-icnn.tex"].read_text()
     assert r"$\mathbf{1.3 \pm 0.10}$" in icnn  # the paper budget wins over smoke, bold best
     # w2ot's rule: seeds that stopped early are averaged in; >100 only for a mean above 100
@@ -70,7 +71,7 @@ def test_celeba64_table_in_the_paper_layout(tmp_path):
                         "solver_label": "", "seed": 0, "budget": {"profile": "paper"},
                         "iterations": 100, "eval": {"size": 4096}, "status": "ok",
                         "metrics": {"l2_uvp_fwd": uvp}, "curve": []})
-    written = {p.name: p for p in report.write(records, tmp_path, figures=False)}
+    written = {p.name: p for p in maps.write(records, tmp_path, figures=False)}
     table = written["celeba64.tex"].read_text()
     assert "Row & Early & Mid" in table
     assert "Improvement factor over prior work & 2.8 & 2.0" in table  # [MM:R] 1.4/0.5, 0.4/0.2
@@ -81,7 +82,7 @@ def test_celeba64_table_in_the_paper_layout(tmp_path):
 def test_tables_compile_with_pdflatex(tmp_path):
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (.ci/run installs it)")
-    report.write(synthetic_records(), tmp_path / "synthetic", figures=False)
+    maps.write(synthetic_records(), tmp_path / "synthetic", figures=False)
     tables = sorted((ROOT / "reports").glob("*.tex")) + sorted((tmp_path / "synthetic").glob("*.tex"))
     assert len(tables) > 5
     body = "\n".join(rf"\input{{{p}}}\clearpage" for p in tables)

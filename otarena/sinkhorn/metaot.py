@@ -1,4 +1,4 @@
-"""Meta OT for discrete entropic OT (Amos et al., ICML 2023): model, training, cache.
+"""Meta OT for discrete entropic OT (Amos et al., ICML 2023): the model and its training.
 
 An MLP maps the weights (a, b) of an instance of a problem family to the first dual
 potential f. The second potential is recovered exactly by one Sinkhorn half-step,
@@ -12,8 +12,8 @@ global-norm clipping 1.0, batch 128, 50k iterations (``paper`` budget).
 
 The whole training loop runs on device: batches are drawn by the family's pure-JAX
 sampler inside the step, and ``lax.scan`` runs chunks of steps per call. Trained models
-are cached as artifacts keyed by a hash of everything that determines them, so the
-runtime table never retrains a model it already has.
+are cached (:mod:`otarena.sinkhorn.artifacts`), so the runtime table never retrains a
+model it already has; a training run killed before its end resumes from its checkpoint.
 
 OTT-JAX's own ``MetaInitializer`` is trained here too (same model, optimizer and
 batches, through its ``update``) as a peer row.
@@ -21,28 +21,21 @@ batches, through its ``update``) as a peer row.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import flax.linen as nn
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from ott.geometry import geometry
 
-from otarena.store import run_id
+from otarena import runtime
+from otarena.sinkhorn.config import TrainConfig
 
-TRAINERS = ("otarena", "ott")  # our scan loop, or OTT-JAX's MetaInitializer.update
-FLOATS = ("float32", "float64")
-ARTIFACTS_ENV = "OTARENA_ARTIFACTS"
 
 
 class MetaMLP(nn.Module):
@@ -64,35 +57,6 @@ class MetaMLP(nn.Module):
         for _ in range(self.layers):
             z = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype)(z))
         return nn.Dense(self.n_out, dtype=self.dtype, param_dtype=self.param_dtype)(z)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a trained model (hashed into its artifact key)."""
-
-    family: str
-    family_provenance: dict  # data files and their sha256: a different grid is a different model
-    iterations: int = 50_000
-    batch: int = 128
-    hidden: int = 1024
-    layers: int = 3
-    learning_rate: float = 1e-3
-    clip_norm: float = 1.0
-    seed: int = 0
-    dtype: str = "float64"  # the paper trains and solves in float64 ...
-    param_dtype: str = "float32"  # ... with float32 parameters (flax's default param_dtype)
-    trainer: str = "otarena"
-
-    def __post_init__(self):
-        if self.iterations < 1 or self.batch < 1:
-            raise ValueError(f"iterations and batch must be positive: {self}")
-        if self.trainer not in TRAINERS:
-            raise ValueError(f"unknown Meta OT trainer {self.trainer!r}; known: {TRAINERS}")
-        if self.dtype not in FLOATS or self.param_dtype not in FLOATS:
-            raise ValueError(f"dtype and param_dtype must be one of {FLOATS}: {self}")
-
-    def key(self) -> str:
-        return f"metaot-{self.family}-{self.trainer}-{run_id(asdict(self))}"
 
 
 def gibbs_geometry(cost: jax.Array, epsilon: float) -> geometry.Geometry:
@@ -168,11 +132,56 @@ def _chunks(iterations: int, chunk: int) -> list[int]:
     return sizes + ([iterations % chunk] if iterations % chunk else [])
 
 
+class _Progress:
+    """A training run's checkpoints and progress through the runner's runtime context: the
+    state is saved every ``checkpoint_every`` seconds (at chunk or report boundaries), and a
+    run killed in between resumes from it with the same batches and the same result."""
+
+    def __init__(self, config: TrainConfig):
+        self.context = runtime.current()
+        stem = self.context.checkpoint
+        self.path = stem.with_name(f"{stem.stem}-{config.key()}.pkl") if stem else None
+        self.signature, self.planned = config.key(), config.iterations
+        self.last_save = time.monotonic()
+        self.start = time.perf_counter()
+
+    def resume(self) -> dict | None:
+        """The saved run ({done, curve, state, seconds, steady}) or None."""
+        return runtime.load_checkpoint(self.path, self.signature, planned=self.planned)
+
+    def step(self, done: int, curve: list[dict], state, seconds: float, steady) -> None:
+        if self.path and time.monotonic() - self.last_save >= self.context.checkpoint_every:
+            runtime.save_checkpoint(self.path, {
+                "signature": self.signature, "done": done, "curve": [curve],
+                "state": jax.device_get(state), "seconds": seconds, "steady": steady})
+            self.last_save = time.monotonic()
+        if self.context.progress:
+            self.context.progress(done, self.planned)
+
+
+def _steady(times: tuple[float, int]) -> float | None:
+    """Seconds per iteration after each segment's first (compiling) chunk."""
+    return times[0] / times[1] if times[1] else None
+
+
 def train(family, config: TrainConfig, chunk: int = 100,
           log: Callable[[str], None] = print) -> Trained:
-    """Train the Meta OT MLP on the family's instances; the scan loop runs on device."""
+    """Train the Meta OT MLP on the family's instances; the scan loop runs on device.
+
+    Args:
+        family: a :class:`~otarena.sinkhorn.family.ProblemFamily` (its sampler draws the
+            training batches inside the compiled step).
+        config: everything that determines the model (hashed into its artifact key).
+        chunk: steps per compiled call; the curve holds each chunk's mean loss.
+        log: where progress lines go.
+
+    Returns:
+        The trained model; under a runner's runtime context the run is checkpointed and
+        resumes where a killed run stopped, with the same result.
+    """
     if config.trainer == "ott":
         return train_with_ott(family, config, log=log)
+    progress = _Progress(config)
     with jax.enable_x64(config.dtype == "float64"):
         n_a = len(family.x)
         model = make_model(config, n_a)
@@ -197,8 +206,15 @@ def train(family, config: TrainConfig, chunk: int = 100,
         def run_chunk(state, keys):
             return jax.lax.scan(step, state, keys)
 
-        curve, done, start, steady_start = [], 0, time.perf_counter(), None
-        for size in _chunks(config.iterations, chunk):
+        curve, done, earlier, steady = [], 0, 0.0, (0.0, 0)
+        saved = progress.resume()
+        if saved is not None:
+            state = jax.tree.map(jnp.asarray, saved["state"])
+            done, curve, earlier = saved["done"], saved["curve"][0], saved["seconds"]
+            steady = tuple(saved["steady"])
+            log(f"  [{config.family} meta-ot] resumed at iteration {done}")
+        start, steady_start, diverged_at = time.perf_counter(), None, None
+        for size in _chunks(config.iterations - done, chunk):
             keys = step_keys(data_key, done, size)
             state, losses = run_chunk(state, keys)
             losses = np.asarray(losses)  # waits for the chunk
@@ -212,18 +228,23 @@ def train(family, config: TrainConfig, chunk: int = 100,
                 diverged_at = done - size + 1 + int(np.argmin(np.isfinite(losses)))
                 log(f"  [{config.family} meta-ot] training diverged at iteration {diverged_at}")
                 break
-        else:
-            diverged_at = None
+            now = time.perf_counter()
+            progress.step(done, curve, state, earlier + now - start,
+                          (steady[0] + now - steady_start, steady[1] + done - steady_from))
         end = time.perf_counter()
-        steady = (end - steady_start) / (done - steady_from) if done > steady_from else None
+        if steady_start is not None and done > steady_from:
+            steady = (steady[0] + end - steady_start, steady[1] + done - steady_from)
         params = jax.device_get(state[0])
-    return Trained(config, params, curve, end - start, steady, diverged_at=diverged_at)
+    return Trained(config, params, curve, earlier + end - start, _steady(steady),
+                   diverged_at=diverged_at)
 
 
 def train_with_ott(family, config: TrainConfig, log: Callable[[str], None] = print) -> Trained:
-    """OTT-JAX's ``MetaInitializer`` trained through its ``update`` on the same batches."""
+    """OTT-JAX's ``MetaInitializer`` trained through its ``update`` on the same batches
+    (checkpointed at its report points like :func:`train`)."""
     from ott.initializers.neural import meta_initializer
 
+    progress = _Progress(config)
     with jax.enable_x64(config.dtype == "float64"):
         n_a = len(family.x)
         model = make_model(config, n_a)
@@ -233,10 +254,18 @@ def train_with_ott(family, config: TrainConfig, log: Callable[[str], None] = pri
             geom, meta_model=model, opt=make_optimizer(config), rng=init_key)
         state = initializer.state
         sample = jax.jit(family.sample_train, static_argnums=1)
-        curve, losses, start, steady_start = [], [], time.perf_counter(), None
+        curve, done, earlier, steady = [], 0, 0.0, (0.0, 0)
+        saved = progress.resume()
+        if saved is not None:
+            restored = jax.tree.map(jnp.asarray, saved["state"])
+            state = state.replace(**restored)
+            done, curve, earlier = saved["done"], saved["curve"][0], saved["seconds"]
+            steady = tuple(saved["steady"])
+            log(f"  [{config.family} ott-meta] resumed at iteration {done}")
+        losses, start, steady_start = [], time.perf_counter(), None
         report_every = max(1, min(100, config.iterations // 10))
         diverged_at = None
-        for it in range(config.iterations):
+        for it in range(done, config.iterations):
             a, b = sample(step_keys(data_key, it, 1)[0], config.batch)
             loss, _, state = initializer.update(state, a=a, b=b)
             losses.append(loss)
@@ -252,84 +281,16 @@ def train_with_ott(family, config: TrainConfig, log: Callable[[str], None] = pri
                     diverged_at = it + 1
                     log(f"  [{config.family} ott-meta] training diverged by iteration {it + 1}")
                     break
+                now = time.perf_counter()
+                progress.step(it + 1, curve, {"params": state.params,
+                                              "opt_state": state.opt_state, "step": state.step},
+                              earlier + now - start,
+                              (steady[0] + now - steady_start, steady[1] + it + 1 - steady_from))
+            done = it + 1
         end = time.perf_counter()
-        done = it + 1
-        steady = (end - steady_start) / (done - steady_from) if done > steady_from else None
+        done = curve[-1]["iteration"] if curve else done
+        if steady_start is not None and done > steady_from:
+            steady = (steady[0] + end - steady_start, steady[1] + done - steady_from)
         params = jax.device_get(state.params)
-    return Trained(config, params, curve, end - start, steady, diverged_at=diverged_at)
-
-
-# -- artifacts --------------------------------------------------------------------------------
-
-def artifacts_dir(explicit: str | Path | None = None) -> Path:
-    """``explicit``, else ``$OTARENA_ARTIFACTS``, else ``$XDG_CACHE_HOME/otarena/artifacts``."""
-    if explicit is not None:
-        return Path(explicit).expanduser().resolve()
-    if os.environ.get(ARTIFACTS_ENV):
-        return Path(os.environ[ARTIFACTS_ENV]).expanduser().resolve()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return (cache / "otarena" / "artifacts").resolve()
-
-
-def save(trained: Trained, root: Path, info: dict) -> Path:
-    """Write params (flax msgpack) and meta.json atomically under ``root/<config key>``."""
-    folder = root / trained.config.key()
-    tmp = root / f".{trained.config.key()}.{os.getpid()}.tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "params.msgpack").write_bytes(flax.serialization.to_bytes(trained.params))
-    meta = {"config": asdict(trained.config), "curve": trained.curve,
-            "diverged_at": trained.diverged_at,
-            "train_seconds": trained.train_seconds,
-            "steady_seconds_per_iteration": trained.steady_seconds_per_iteration,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            **info}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-    if folder.exists():  # another process finished first: keep its copy
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
-    else:
-        os.replace(tmp, folder)
-    return folder
-
-
-def load(config: TrainConfig, n_in: int, n_out: int, root: Path) -> Trained | None:
-    """The cached model of ``config``, or None."""
-    folder = root / config.key()
-    if not (folder / "params.msgpack").is_file() or not (folder / "meta.json").is_file():
-        return None
-    meta = json.loads((folder / "meta.json").read_text())
-    if meta["config"] != json.loads(json.dumps(asdict(config), default=str)):
-        return None  # a hash collision or a hand-edited folder: do not trust it
-    with jax.enable_x64(config.dtype == "float64"):
-        model = make_model(config, n_out)
-        template = jax.eval_shape(lambda: model.init(jax.random.key(0),
-                                                     jnp.zeros(n_in, model.dtype)))["params"]
-        template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
-        params = flax.serialization.from_bytes(template, (folder / "params.msgpack").read_bytes())
-    diverged_at = meta.get("diverged_at")
-    if diverged_at is None and not all(np.isfinite(p).all() for p in jax.tree.leaves(params)):
-        # saved without a verdict (an older otarena): NaN parameters still mean divergence
-        diverged_at = next((c["iteration"] for c in meta["curve"] if not np.isfinite(c["loss"])),
-                           config.iterations)
-    return Trained(config, params, meta["curve"], meta["train_seconds"],
-                   meta.get("steady_seconds_per_iteration"), artifact=str(folder), cached=True,
-                   info={k: meta[k] for k in ("device", "versions", "git", "created") if k in meta},
+    return Trained(config, params, curve, earlier + end - start, _steady(steady),
                    diverged_at=diverged_at)
-
-
-def trained_model(family, config: TrainConfig, artifacts: str | Path | None = None,
-                  retrain: bool = False, info: dict | None = None,
-                  log: Callable[[str], None] = print) -> Trained:
-    """The cached model for ``config`` if there is one, else train it and cache it."""
-    root = artifacts_dir(artifacts)
-    n_in, n_out = len(family.x) + len(family.y), len(family.x)
-    if not retrain:
-        found = load(config, n_in, n_out, root)
-        if found is not None:
-            log(f"  using cached model {found.artifact}")
-            return found
-    trained = train(family, config, log=log)
-    trained.info = info or {}
-    trained.artifact = str(save(trained, root, trained.info))
-    return trained

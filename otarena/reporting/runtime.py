@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from otarena.provenance import device_text
+from otarena.reporting.format import markdown_table
 
 COLUMNS = ("solver", "pair", "device", "budget", "seeds in program", "iterations",
            "compile s", "pretrain s", "train s", "ms/it (program)", "ms/it per seed",
@@ -63,7 +64,6 @@ def markdown(records: Iterable[dict]) -> str:
            "chunks (compiled ahead of time, synchronized); compile, identity-pretraining and "
            "training seconds are separate columns. The last column projects the steady-state "
            "rate per seed to 250k iterations (the HD paper budget), compile not included. "
-           "Absolute times depend on the device named; compare rates on one device.", "",
-           "| " + " | ".join(COLUMNS) + " |", "|---" * len(COLUMNS) + "|"]
-    out += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+           "Absolute times depend on the device named; compare rates on one device.", ""]
+    out += markdown_table(COLUMNS, [[_cell(v) for v in row] for row in rows])
     return "\n".join(out + [""])

@@ -16,7 +16,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from otarena import matrix, report, suites
+from otarena import matrix, suites
+from otarena.reporting import paper_values
+from otarena.reporting.format import (GENERATED, cell_text, is_huge, latex_escape,
+                                      markdown_table, paper_cell_text)
 
 COLUMNS = ["row", "pair", "ours", "seeds", "budget", "device", "unstable", "final", "paper",
            "band", "verdict"]
@@ -26,13 +29,13 @@ def _paper_rows() -> dict[str, tuple[str, str]]:
     """Our row name (``W2:R`` for reversed) -> (paper table, the paper's row it matches)."""
     found = {}
     for suite in suites.SUITES.values():
-        if not suite.paper_table:
+        if not suite.paper_table or suite.task != "maps":
             continue
         for name in suite.solvers:
             found[name] = (suite.paper_table, name)
         for name in suite.reversed_solvers:
             found[f"{name}:R"] = (suite.paper_table, f"{name}:R")
-    for potential in ("icnn", "mlp", "conv"):
+    for potential in matrix.POTENTIALS:
         for loss, conjugate in matrix.EXTRA_ROWS:
             paper_row = matrix.row_name(potential, loss, matrix.W2OT_DEFAULT_SOLVER)
             if paper_row in found:
@@ -51,18 +54,9 @@ def band(paper) -> tuple[float, float] | None:
     return mean - half, mean + half
 
 
-def _paper_text(paper) -> str:
-    if isinstance(paper, str):
-        return paper
-    return report.cell_text(paper[0], paper[1] if len(paper) > 1 else 0.0,
-                            2 if len(paper) > 1 else 1, False, False)
-
-
 def rows(df: pd.DataFrame) -> pd.DataFrame:
     """One line per (row, pair, configuration) with a paper value, ordered as the tables."""
-    from otarena.paper_tables import paper_values
-
-    tables = paper_values()["tables"]
+    tables = paper_values.load()["tables"]
     paper_rows = _paper_rows()
     out = []
     for (solver, pair, config), sub in df[df.solver.isin(paper_rows)].groupby(
@@ -74,7 +68,7 @@ def rows(df: pd.DataFrame) -> pd.DataFrame:
         values = sub.l2_uvp_fwd.to_numpy(float)
         mean, std = float(np.mean(values)), float(np.std(values))
         trained = bool((sub.iterations > 0).any())
-        huge = report.is_huge(mean, trained)
+        huge = is_huge(mean, trained)
         # a closed-form baseline does not depend on the budget
         at_paper = not trained or (set(sub.budget) == {"paper"} and not sub.overridden.any())
         interval = band(paper)
@@ -89,12 +83,12 @@ def rows(df: pd.DataFrame) -> pd.DataFrame:
         final = sub.l2_uvp_fwd_final
         out.append({
             "row": sub.label.iloc[0] or solver, "solver": solver, "pair": pair,
-            "ours": report.cell_text(mean, std, len(values), trained, True),
+            "ours": cell_text(mean, std, len(values), trained, True),
             "seeds": len(values), "budget": sub.budget_text.iloc[0],
             "device": " / ".join(sorted(set(sub.device))), "unstable": int(sub.unstable.sum()),
-            "final": (report.cell_text(float(np.mean(final)), float(np.std(final)), len(final),
+            "final": (cell_text(float(np.mean(final)), float(np.std(final)), len(final),
                                        trained, True) if final.notna().all() else ""),
-            "paper": _paper_text(paper),
+            "paper": paper_cell_text(paper),
             "band": "" if interval is None else f"[{max(interval[0], 0):.3g}, {interval[1]:.3g}]",
             "verdict": verdict})
     frame = pd.DataFrame(out, columns=["solver", *COLUMNS])
@@ -116,11 +110,9 @@ def markdown(df: pd.DataFrame) -> str:
            "of rows that report their best checkpoint (Korotin's notebooks). `unstable`: seeds "
            "that stopped early or saw a non-finite training loss. `*-lbfgs` rows (w2ot's "
            "gtol-0.1 L-BFGS) are held against the paper's L-BFGS cells.", "",
-           f"At the paper budget: {len(counted)} cells, {inside} inside the band.", "",
-           "| " + " | ".join(COLUMNS) + " |", "|---" * len(COLUMNS) + "|"]
-    for _, r in table.iterrows():
-        name = r.row if r.row == r.solver else f"{r.row} (`{r.solver}`)"
-        out.append("| " + " | ".join([name] + [str(r[c]) for c in COLUMNS[1:]]) + " |")
+           f"At the paper budget: {len(counted)} cells, {inside} inside the band.", ""]
+    out += markdown_table(COLUMNS, [[r.row if r.row == r.solver else f"{r.row} (`{r.solver}`)"]
+                                    + [r[c] for c in COLUMNS[1:]] for _, r in table.iterrows()])
     return "\n".join(out + [""])
 
 
@@ -129,12 +121,10 @@ def latex(df: pd.DataFrame) -> str:
     if table.empty:
         return ""
 
-    def tex(s: str) -> str:
-        s = str(s).replace("_", r"\_").replace("%", r"\%").replace(">", r"$>$")
-        s = s.replace(" ± ", r" $\pm$ ")
-        return "{" + s + "}" if s.startswith("[") else s
+    def tex(s) -> str:
+        return latex_escape(s, gt=True, plusminus=True, brackets=True)
 
-    lines = ["% generated by `otarena report` from result records; do not edit",
+    lines = [GENERATED,
              r"\begin{table}[t]", r"\centering", r"\small",
              r"\caption{Fidelity: otarena's cells against the papers' bands (mean $\pm$ 2 std "
              r"over the paper's seeds; single runs $\pm\max(25\%, 0.1)$). Only cells at the "

@@ -1,0 +1,5 @@
+import sys
+
+from otarena.cli import main
+
+sys.exit(main())
