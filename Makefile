@@ -45,7 +45,7 @@ bench: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 clean-venv:
 	rm -rf $(VENV)

@@ -103,7 +103,10 @@ def test_pair_matches_the_official_pipeline(data_dir):
     noise = np.asarray(jax.random.normal(k_noise, (4, 12288)))
     with torch.no_grad():
         x_ref = nets["Final_G.pt"](z).numpy() + 0.01 * noise
-    np.testing.assert_allclose(np.asarray(x), x_ref, rtol=1e-5, atol=2e-6)
+    # float32 generators in two frameworks: the convolutions sum in a different order (and
+    # differently on different CPUs: CI measured 2.07e-6 on one pixel of 49152), so a few
+    # float32 ulps of the ~1-sized outputs
+    np.testing.assert_allclose(np.asarray(x), x_ref, rtol=1e-5, atol=5e-6)
 
     x_t = torch.tensor(np.asarray(x))
     psi_ref, map_ref = ref.input_gradient(

@@ -105,17 +105,18 @@ def test_a_diverging_run_stops_at_a_logged_iteration_as_w2ot(tmp_path):
     assert record["curve"][-1]["stopped"] and record["curve"][-1]["iteration"] == record["iterations"]
     Store(tmp_path).add(record)
     table = family_tables.table(map_records.frame(Store(tmp_path).records()), "hd", "l2_uvp_fwd")
-    assert table.loc["boom", "hd-2"] == ">100"
+    assert table.loc["boom", "hd-2"] == ">100 (1 unstable)"
 
 
 def test_objective_rows_never_stop_because_their_total_loss_cancels():
     """With objective amortization and no fine-tuning, psi's blow-up enters the dual and the
-    amortization terms with opposite signs: the total that w2ot checks stays small, so w2ot
-    never exits such a run (its UVP enters the seed mean instead)."""
+    amortization terms with opposite signs: the total that w2ot checks stays within the bound
+    at the logged iterations, so w2ot never exits such a run (its UVP enters the seed mean
+    instead). (The chunk means of the total are float32 cancellation noise of terms ~1e20.)"""
     [fitted] = train(pairs.load("hd-2"), _exploding(StopRule(every=20), amortization="objective"),
                      jax.random.key(0)[None], Budget("smoke"))
     assert not fitted.diverged and fitted.iterations == 200
-    assert abs(fitted.curve[-1]["dual"]) > 1e5 > abs(fitted.curve[-1]["loss"])
+    assert abs(fitted.curve[-1]["dual"]) > 1e5  # a rule on the dual term would have stopped it
 
 
 def test_the_stop_rule_looks_only_at_logged_iterations():

@@ -56,10 +56,9 @@ def test_training_mode_forwards_draw_their_own_keys():
 
 def test_running_statistics_follow_the_batches_of_the_amortizer():
     e = engine()
-    state = e.init_state(jax.random.key(0))
-    new, _ = e.step(state, None)
-    key = jax.random.fold_in(state["key"], state["step"])
-    _, ky, _, _ = jax.random.split(key, 4)
+    state = e.init_state(jax.random.key(0), 0)
+    new, _ = e.train_step(state, 0)
+    _, ky, _ = jax.random.split(jax.random.fold_in(state["key"], 0), 3)
     y = e.pair.sample_target(ky, e.batch_size)
     np.testing.assert_allclose(np.asarray(new["h"]["seen"]), np.asarray(jnp.mean(y, axis=0)),
                                rtol=1e-6)
@@ -69,11 +68,10 @@ def test_maximin_inner_steps_refresh_statistics_on_their_own_batches():
     spec = DualSpec(potential="icnn", amortizer="residual-mlp", amortization="objective",
                     conjugate_solver=None, amortizer_steps=3, batch_size=8)
     e = engine(spec)
-    state = e.init_state(jax.random.key(0))
-    new, _ = e.step(state, None)
-    key = jax.random.fold_in(state["key"], state["step"])
-    *_, kinner = jax.random.split(key, 4)
-    last = jax.random.split(kinner, 3)[-1]
+    state = e.init_state(jax.random.key(0), 0)
+    new, _ = e.train_step(state, 0)
+    *_, kc = jax.random.split(jax.random.fold_in(state["key"], 0), 3)
+    last = jax.random.split(jax.random.fold_in(kc, 0x1A4E), 3)[-1]
     y_last = e.pair.sample_target(last, e.batch_size)
     np.testing.assert_allclose(np.asarray(new["h"]["seen"]), np.asarray(jnp.mean(y_last, axis=0)),
                                rtol=1e-6)
@@ -95,8 +93,13 @@ def test_chunked_evaluation_equals_one_call(n):
     np.testing.assert_allclose(np.asarray(_chunked(fn, x, 4)), np.asarray(fn(x)), rtol=1e-6)
 
 
-def test_cube_pretraining_sampler_is_korotins_unit_cube_times_blow():
-    pre = Pretrain(sampler="cube", scale=4.0)
+def test_cube_pretraining_sampler_is_korotins_centered_unit_cube_times_blow():
+    pre = Pretrain(sampler="centered-cube", scale=4.0)
     x = np.asarray(_sample_pretraining(pre, jax.random.key(0), 4096, 3))
-    assert x.min() >= 0.0 and x.max() < 4.0
-    assert abs(x.mean() - 2.0) < 0.05
+    assert x.min() >= -2.0 and x.max() < 2.0
+    assert abs(x.mean()) < 0.05 and abs(x.var() - 16 / 12) < 0.05
+
+
+def test_an_unknown_pretraining_sampler_is_refused():
+    with pytest.raises(ValueError, match="cube"):
+        _sample_pretraining(Pretrain(sampler="cube"), jax.random.key(0), 4, 3)

@@ -37,7 +37,10 @@ def _sample_pretraining(pre: Pretrain, key, n, dim):
         return jax.random.uniform(key, (n, dim), minval=-pre.scale, maxval=pre.scale)
     if pre.sampler == "centered-cube":  # Korotin's CubeUniformSampler(centered=True) * blow
         return pre.scale * (jax.random.uniform(key, (n, dim)) - 0.5)
-    return pre.scale * jax.random.normal(key, (n, dim))
+    if pre.sampler == "normal":
+        return pre.scale * jax.random.normal(key, (n, dim))
+    raise ValueError(f"unknown pretraining sampler {pre.sampler!r} "
+                     "(uniform | normal | centered-cube)")
 
 
 def _chunked(fn, x, chunk: int | None):
