@@ -43,9 +43,11 @@ bench: install
 	$(BIN)/otarena report --results $(BENCH_STORE) --out $(BENCH_REPORTS)
 	$(BIN)/otarena verify --results $(BENCH_STORE) --against results
 
+# Two pytest workers: most of the suite's time is XLA compiling, which runs on one thread,
+# so two processes keep both cores of a CI machine busy. The 25 slowest tests are listed.
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n 2 --durations=25
 
 clean-venv:
 	rm -rf $(VENV)
