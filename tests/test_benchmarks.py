@@ -7,7 +7,8 @@ import itertools
 
 import pytest
 
-MODULES = ["benchmarks.hd_sampling", "benchmarks.engine", "benchmarks.sinkhorn"]
+MODULES = ["benchmarks.hd_sampling", "benchmarks.engine", "benchmarks.sinkhorn",
+           "benchmarks.compile"]
 
 
 def cases():
