@@ -186,12 +186,7 @@ def problem(name: str) -> str | None:
 
 
 def families() -> dict[str, PairFamily]:
-    found = {}
-    for module in plugins.load_folder("datasets"):
-        fam = getattr(module, "PAIR_FAMILY", None)
-        if fam is not None:
-            found[fam.family] = fam
-    return found
+    return plugins.collect("datasets", "PAIR_FAMILY", lambda family: family.family)
 
 
 def names() -> list[str]:

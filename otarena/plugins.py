@@ -46,3 +46,14 @@ def load_folder(folder: str) -> tuple[ModuleType, ...]:
     """Every ``*.py`` file of a plugin folder of the repository, sorted by name."""
     root = repo_root() / folder
     return tuple(load_file(p) for p in sorted(root.glob("*.py")) if not p.name.startswith("_"))
+
+
+def collect(folder: str, attribute: str, key) -> dict:
+    """The module-level ``attribute`` of every plugin file of ``folder`` that defines it,
+    keyed by ``key(entry)``, in the order of the files (a pair or Sinkhorn family registry)."""
+    found = {}
+    for module in load_folder(folder):
+        entry = getattr(module, attribute, None)
+        if entry is not None:
+            found[key(entry)] = entry
+    return found

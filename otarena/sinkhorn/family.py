@@ -94,12 +94,7 @@ class SinkhornFamily:
 
 def registered() -> dict[str, SinkhornFamily]:
     """Every ``SINKHORN_FAMILY`` of ``datasets/``, in the order of their files."""
-    found = {}
-    for module in plugins.load_folder("datasets"):
-        entry = getattr(module, "SINKHORN_FAMILY", None)
-        if entry is not None:
-            found[entry.name] = entry
-    return found
+    return plugins.collect("datasets", "SINKHORN_FAMILY", lambda family: family.name)
 
 
 def get(name: str) -> SinkhornFamily:
