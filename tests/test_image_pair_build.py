@@ -102,9 +102,12 @@ def test_unknown_recipe_and_level_are_one_line(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # XLA compiles 64x64 convolution programs slowly on a CPU
 def test_tiny_build_then_smoke_runs(data_dir, capsys):
     """CI's tiny build: one level, 1 iteration, 1 pretraining step, batch 2, tiny constants;
-    rebuilding a potential gives the same bytes; W2 and two ConvNet rows run on the pair."""
+    rebuilding a potential gives the same bytes; Korotin's W2 and Amos' ConvNet objective
+    row run on the pair (each row is minutes of convolution compiles on a CPU; the other
+    image rows' settings are tested in test_image_solvers)."""
     argv = ["build-image-pair", "mnist64-w2gn", "--levels", "early", "--iterations", "1",
             "--pretrain-steps", "1", "--batch-size", "2", "--estimate-size", "8", "--cost-size", "4"]
     assert cli.main(argv) == 0
@@ -127,7 +130,7 @@ def test_tiny_build_then_smoke_runs(data_dir, capsys):
     with pytest.raises(DataError, match="not built"):
         pairs.load("mnist64-w2gn-mid")
 
-    for name in ("W2-images", "conv-cycle", "conv-objective"):
+    for name in ("W2-images", "conv-objective"):
         cell = map_task.Cell("mnist64-w2gn-early", False, solver.get(name), 0, Budget("smoke"), 4)
         [record] = map_task.run_cells([cell])
         assert record["status"] in ("ok", "diverged")
