@@ -112,13 +112,18 @@ AMORTIZATIONS: dict[str, Amortization] = {a.name: a for a in (
     Objective(), Regression(), Cycle(), CycleFinetune(), NoAmortization())}
 
 
+def _by_name(value, table: dict, kind: type, what: str):
+    """``value`` if it already is a ``kind``, else the entry of ``table`` of that name."""
+    if isinstance(value, kind):
+        return value
+    if value not in table:
+        raise ValueError(f"unknown {what} {value!r}; known: {', '.join(table)}")
+    return table[value]
+
+
 def named(strategy: str | Amortization) -> Amortization:
     """The strategy of a name (or the strategy itself)."""
-    if isinstance(strategy, Amortization):
-        return strategy
-    if strategy not in AMORTIZATIONS:
-        raise ValueError(f"unknown amortization {strategy!r}")
-    return AMORTIZATIONS[strategy]
+    return _by_name(strategy, AMORTIZATIONS, Amortization, "amortization")
 
 
 # -- where the conjugate solve starts ---------------------------------------------------------
@@ -163,8 +168,4 @@ STARTS: dict[str, Start] = {s.name: s for s in (FromAmortizer(), FromTarget(), U
 
 def start_named(start: str | Start) -> Start:
     """The start of a name (or the start itself)."""
-    if isinstance(start, Start):
-        return start
-    if start not in STARTS:
-        raise ValueError(f"unknown conjugate start {start!r}; known: {', '.join(STARTS)}")
-    return STARTS[start]
+    return _by_name(start, STARTS, Start, "conjugate start")
