@@ -33,6 +33,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a GPU"))
         if "long" in item.keywords and "long" not in asked:
             item.add_marker(pytest.mark.skip(reason="long run: select with -m long"))
+    # The slow tests first: pytest-xdist deals the first tests out to its workers in turn, so
+    # the minutes-long ones start early on both workers instead of one of them ending alone.
+    items.sort(key=lambda item: "slow" not in item.keywords)
 
 
 @pytest.fixture(scope="session")

@@ -91,6 +91,7 @@ def test_pickled_objects_are_refused(data_dir):
     assert "Early_v1.pt" in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.slow  # the ResNet generator and ConvICNN64 gradients compile for minutes on a CPU
 def test_pair_matches_the_official_pipeline(data_dir):
     nets = write_checkpoints(data_dir)
     pair = pairs.load("celeba64-early")
@@ -126,6 +127,7 @@ def test_pair_matches_the_official_pipeline(data_dir):
     assert 0.1 * pair.cost < 0.5 * float(jnp.mean(jnp.sum((xs - pair.true_map(xs)) ** 2, 1))) < 10 * pair.cost
 
 
+@pytest.mark.slow  # the ResNet generator and ConvICNN64 gradients compile for minutes on a CPU
 def test_constants_are_cached_by_sha256(data_dir, monkeypatch):
     write_checkpoints(data_dir)
     first = pairs.load("celeba64-early")

@@ -101,23 +101,23 @@ def test_unknown_recipe_and_level_are_one_line(capsys):
     assert "no level final" in capsys.readouterr().err
 
 
+TINY_BUILD = ["build-image-pair", "mnist64-w2gn", "--levels", "early", "--iterations", "1",
+              "--pretrain-steps", "1", "--batch-size", "2", "--estimate-size", "8", "--cost-size", "4"]
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(2400)  # XLA compiles 64x64 convolution programs slowly on a CPU
-def test_tiny_build_then_smoke_runs(data_dir, capsys):
+def test_tiny_build_rebuild_and_damage(data_dir, capsys):
     """CI's tiny build: one level, 1 iteration, 1 pretraining step, batch 2, tiny constants;
-    rebuilding a potential gives the same bytes; Korotin's W2 and Amos' ConvNet objective
-    row run on the pair (each row is minutes of convolution compiles on a CPU; the other
-    image rows' settings are tested in test_image_solvers)."""
-    argv = ["build-image-pair", "mnist64-w2gn", "--levels", "early", "--iterations", "1",
-            "--pretrain-steps", "1", "--batch-size", "2", "--estimate-size", "8", "--cost-size", "4"]
-    assert cli.main(argv) == 0
+    rebuilding a potential gives the same bytes; the pair loads and its sampler is its map;
+    a damaged build is refused."""
+    assert cli.main(TINY_BUILD) == 0
     folder = data_dir / "otarena-built" / "mnist64-w2gn"
     manifest = json.loads((folder / "manifest.json").read_text())
     assert sorted(manifest["files"]) == ["early_v1.pt", "early_v2.pt"]
     assert manifest["w2gn"]["iterations"] == 1 and manifest["constants"]["early"]["estimate_size"] == 8
     first = manifest["files"]["early_v1.pt"]
     (folder / "early_v1.pt").unlink()
-    assert cli.main(argv) == 0  # rebuilds v1 only
+    assert cli.main(TINY_BUILD) == 0  # rebuilds v1 only
     out = capsys.readouterr().out
     assert "early_v2.pt: already built, kept" in out
     assert json.loads((folder / "manifest.json").read_text())["files"]["early_v1.pt"] == first
@@ -130,13 +130,6 @@ def test_tiny_build_then_smoke_runs(data_dir, capsys):
     with pytest.raises(DataError, match="not built"):
         pairs.load("mnist64-w2gn-mid")
 
-    for name in ("W2-images", "conv-objective"):
-        cell = map_task.Cell("mnist64-w2gn-early", False, solver.get(name), 0, Budget("smoke"), 4)
-        [record] = map_task.run_cells([cell])
-        assert record["status"] in ("ok", "diverged")
-        assert record["iterations"] >= 1
-        assert all(np.isfinite(v) for v in record["metrics"].values()), (name, record["metrics"])
-
     # a damaged build is refused, with its manifest's sha256 named
     raw = bytearray((folder / "early_v2.pt").read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -144,3 +137,18 @@ def test_tiny_build_then_smoke_runs(data_dir, capsys):
     pairs._forward_pair.cache_clear()
     with pytest.raises(DataError, match="differs from its build manifest"):
         pairs.load("mnist64-w2gn-early")
+
+
+@pytest.mark.long
+@pytest.mark.timeout(2400)  # XLA compiles 64x64 convolution programs slowly on a CPU
+def test_image_rows_train_on_a_tiny_built_pair(data_dir):
+    """Korotin's W2 and Amos' ConvNet objective row train and score on a built pair (each row
+    is minutes of convolution compiles on a CPU: ``long``, ``make test-long``; the other
+    image rows' settings are tested in test_image_solvers)."""
+    assert cli.main(TINY_BUILD) == 0
+    for name in ("W2-images", "conv-objective"):
+        cell = map_task.Cell("mnist64-w2gn-early", False, solver.get(name), 0, Budget("smoke"), 4)
+        [record] = map_task.run_cells([cell])
+        assert record["status"] in ("ok", "diverged")
+        assert record["iterations"] >= 1
+        assert all(np.isfinite(v) for v in record["metrics"].values()), (name, record["metrics"])
