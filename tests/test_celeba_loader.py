@@ -21,6 +21,7 @@ from otarena import data, image_pairs, pairs, plugins
 from otarena.errors import DataError
 
 FOLDER = "w2-benchmark/CelebA64"
+N = 8  # images per batch in these tests
 
 
 def celeba_module():
@@ -47,9 +48,10 @@ def write_checkpoints(root, seed=0, which="Early"):
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("OTARENA_DATA", str(tmp_path))
-    # tiny constant estimates on a CPU; the official sizes are the defaults
-    monkeypatch.setattr(image_pairs, "ESTIMATE_SIZE", 64)
-    monkeypatch.setattr(image_pairs, "COST_SIZE", 8)
+    # tiny constant estimates on a CPU (the official sizes are the defaults), with the batch
+    # the tests draw: every network then compiles for one batch size only
+    monkeypatch.setattr(image_pairs, "ESTIMATE_SIZE", N)
+    monkeypatch.setattr(image_pairs, "COST_SIZE", N)
     pairs._forward_pair.cache_clear()
     yield tmp_path
     pairs._forward_pair.cache_clear()
@@ -98,10 +100,10 @@ def test_pair_matches_the_official_pipeline(data_dir):
     assert pair.dim == 12288 and pair.name == "celeba64-early"
 
     key = jax.random.key(3)
-    x = pair.sample_source(key, 4)
+    x = pair.sample_source(key, N)
     k_clean, k_noise = jax.random.split(key)
-    z = torch.tensor(np.asarray(jax.random.normal(k_clean, (4, 128))))
-    noise = np.asarray(jax.random.normal(k_noise, (4, 12288)))
+    z = torch.tensor(np.asarray(jax.random.normal(k_clean, (N, 128))))
+    noise = np.asarray(jax.random.normal(k_noise, (N, 12288)))
     with torch.no_grad():
         x_ref = nets["Final_G.pt"](z).numpy() + 0.01 * noise
     # float32 generators in two frameworks: the convolutions sum in a different order (and
@@ -115,7 +117,7 @@ def test_pair_matches_the_official_pipeline(data_dir):
     psi, t = np.asarray(pair.potential(x)), np.asarray(pair.true_map(x))
     assert np.linalg.norm(psi - psi_ref) <= 1e-5 * np.linalg.norm(psi_ref)
     assert np.linalg.norm(t - map_ref) <= 1e-5 * np.linalg.norm(map_ref)
-    np.testing.assert_allclose(np.asarray(pair.sample_target(key, 4)), t, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(pair.sample_target(key, N)), t, rtol=1e-6, atol=1e-7)
 
     # the constants: official estimators, on the monkeypatched tiny sizes, and said so
     shas = [data.sha256_of(data_dir / FOLDER / n) for n in ("Final_G.pt", "Early_v1.pt", "Early_v2.pt")]
@@ -123,7 +125,7 @@ def test_pair_matches_the_official_pipeline(data_dir):
     assert "computed by otarena" in pair.provenance["constants"]
     assert "no official values are published" in pair.provenance["constants"]
     assert pair.source_var > 12288 * 1e-4 and pair.target_var > 0 and pair.cost > 0
-    xs = pair.sample_source(jax.random.key(0), 8)
+    xs = pair.sample_source(jax.random.key(0), N)
     assert 0.1 * pair.cost < 0.5 * float(jnp.mean(jnp.sum((xs - pair.true_map(xs)) ** 2, 1))) < 10 * pair.cost
 
 

@@ -67,7 +67,7 @@ def test_a_file_without_solvers_is_one_line(tmp_path):
     assert done.returncode == 2 and "must define SOLVERS" in done.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.long  # OTT's W2NeuralDual and its jaxopt conjugate solve compile for over a minute
 def test_ott_w2neuraldual_peer_trains_through_the_adapter():
     pair = pairs.load("hd-2")
     fitted = solver.get("ott-w2neuraldual").fit(pair, jax.random.key(0), Budget("smoke", iterations=3))

@@ -105,11 +105,15 @@ TINY_BUILD = ["build-image-pair", "mnist64-w2gn", "--levels", "early", "--iterat
               "--pretrain-steps", "1", "--batch-size", "2", "--estimate-size", "8", "--cost-size", "4"]
 
 
-@pytest.mark.slow
-def test_tiny_build_rebuild_and_damage(data_dir, capsys):
-    """CI's tiny build: one level, 1 iteration, 1 pretraining step, batch 2, tiny constants;
+@pytest.mark.long
+@pytest.mark.timeout(2400)  # XLA compiles 64x64 convolution programs slowly on a CPU
+def test_tiny_build_then_smoke_runs(data_dir, capsys):
+    """A tiny build: one level, 1 iteration, 1 pretraining step, batch 2, tiny constants;
     rebuilding a potential gives the same bytes; the pair loads and its sampler is its map;
-    a damaged build is refused."""
+    Korotin's W2 and Amos' ConvNet objective row train and score on it; a damaged build is
+    refused. ``long`` (make test-long): the build alone compiles convolution programs for
+    6-7 min of a CPU core, each row for minutes more; the other image rows' settings are
+    tested in test_image_solvers, the built checkpoints' format in the test above."""
     assert cli.main(TINY_BUILD) == 0
     folder = data_dir / "otarena-built" / "mnist64-w2gn"
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -130,6 +134,13 @@ def test_tiny_build_rebuild_and_damage(data_dir, capsys):
     with pytest.raises(DataError, match="not built"):
         pairs.load("mnist64-w2gn-mid")
 
+    for name in ("W2-images", "conv-objective"):
+        cell = map_task.Cell("mnist64-w2gn-early", False, solver.get(name), 0, Budget("smoke"), 4)
+        [record] = map_task.run_cells([cell])
+        assert record["status"] in ("ok", "diverged")
+        assert record["iterations"] >= 1
+        assert all(np.isfinite(v) for v in record["metrics"].values()), (name, record["metrics"])
+
     # a damaged build is refused, with its manifest's sha256 named
     raw = bytearray((folder / "early_v2.pt").read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -137,18 +148,3 @@ def test_tiny_build_rebuild_and_damage(data_dir, capsys):
     pairs._forward_pair.cache_clear()
     with pytest.raises(DataError, match="differs from its build manifest"):
         pairs.load("mnist64-w2gn-early")
-
-
-@pytest.mark.long
-@pytest.mark.timeout(2400)  # XLA compiles 64x64 convolution programs slowly on a CPU
-def test_image_rows_train_on_a_tiny_built_pair(data_dir):
-    """Korotin's W2 and Amos' ConvNet objective row train and score on a built pair (each row
-    is minutes of convolution compiles on a CPU: ``long``, ``make test-long``; the other
-    image rows' settings are tested in test_image_solvers)."""
-    assert cli.main(TINY_BUILD) == 0
-    for name in ("W2-images", "conv-objective"):
-        cell = map_task.Cell("mnist64-w2gn-early", False, solver.get(name), 0, Budget("smoke"), 4)
-        [record] = map_task.run_cells([cell])
-        assert record["status"] in ("ok", "diverged")
-        assert record["iterations"] >= 1
-        assert all(np.isfinite(v) for v in record["metrics"].values()), (name, record["metrics"])
