@@ -101,11 +101,11 @@ def test_neural_solvers_smoke_matrix(tmp_path):
     """Every kind of neural solver adapter in one command: two seeds, smoke budget, on hd-2.
     Each (solver, dimension) is one more compile of ~20-40 s on a CPU, so one row per kind:
     Korotin's maximin with its amortized conjugate ([MM]; [MMv2] is the same adapter with
-    convex nets) and with the per-batch Adam conjugate ([MMv1]), Amos' L-BFGS and Adam
-    conjugate solves. [W2] runs through the CLI in test_compilation; the training steps of
-    every row are the golden tests'."""
+    convex nets) and with the per-batch Adam conjugate ([MMv1]), and Amos' adapter with a
+    conjugate solve. [W2] runs through the CLI in test_compilation; the training steps of
+    every row, the Adam conjugate solves among them, are the golden tests'."""
     store = tmp_path / "results"
-    solvers = ["MM", "MMv1", "icnn-objective-lbfgs-high-precision", "mlp-regression-adam"]
+    solvers = ["MM", "MMv1", "icnn-objective-lbfgs-high-precision"]
     otarena("run", "--pairs", "hd-2", "--solvers", ",".join(solvers), "--seeds", "0,1",
             "--budget", "smoke", "--results", str(store), "--quiet")
     records = [json.loads(line) for line in (store / "records.jsonl").read_text().splitlines()]
