@@ -272,10 +272,15 @@ PARAM_RTOL, PARAM_ATOL = 1e-5, 1e-6
 # lbfgs_high_precision stops at |grad J| < 1e-3, where Armijo and ftol compare differences
 # below J's rounding), a point's iteration count and solution depend on rounding. The
 # fixture records how far w2ot's own numbers move when Y or H's parameters move by one ulp
-# ("envelope", per quantity); otarena may be twice that far beyond the tolerances above.
-# Where nothing is undecidable the envelope is ~1e-7 relative and the mean iteration
-# count's envelope is 0, so iteration counts must then agree exactly.
-ENVELOPE_FACTOR = 2.0
+# ("envelope", per quantity); otarena may be four times that far beyond the tolerances
+# above. The envelope is the largest move over four one-ulp probes, a sample of the spread,
+# while another instruction set rounds every reduction differently at once: measured on an
+# AMD EPYC with AVX-512, d8/icnn-regression-lbfgs_high_precision's step-2 |grad D
+# w_xs_3/bias| is 2.3 envelopes beyond the tolerances (every other quantity within 1), where
+# the fixture's machine stayed within 2. Where nothing is undecidable the envelope is ~1e-7
+# relative and the mean iteration count's envelope is 0, so iteration counts must then
+# agree exactly; a missing or extra iteration moves points by 1e-3 to 1e-1, far beyond.
+ENVELOPE_FACTOR = 4.0
 
 
 def engine_for(config: str) -> Engine:
