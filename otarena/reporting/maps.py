@@ -11,7 +11,6 @@ from pathlib import Path
 
 from otarena import suites
 from otarena.reporting import fidelity, runtime, suite_tables
-from otarena.reporting import figures as figs
 from otarena.reporting.family_tables import latex, markdown, table
 from otarena.reporting.map_records import frame
 
@@ -33,6 +32,10 @@ def write(records: list[dict], out_dir: str | Path, figures: bool = True) -> lis
                 written.append(out_dir / name)
         sections.append(suite_tables.markdown(df, suite))
         if figures:
+            # matplotlib and seaborn (scipy.stats) take seconds to import: only when drawing,
+            # not in every `otarena run`, which prints its table through this package
+            from otarena.reporting import figures as figs
+
             folder = out_dir / "figures"
             for made in (figs.uvp_vs_dimension(df, suite, folder / f"{suite.name}_uvp_vs_dim.png"),
                          figs.training_curves(records, suite, folder / f"{suite.name}_curves.png")):
