@@ -8,8 +8,9 @@
 # (e.g. "icnn-regression-lbfgs hd-2 0"); lines appended while the queue runs are run too.
 # The code is frozen first, as a detached worktree of HEAD at WORKDIR/code-<commit>: commits
 # made while the cells train do not change the code they run, and every record names that
-# commit (clean). Records and checkpoints go to WORKDIR/store-core<CORE>: a queue started
-# again resumes its unfinished cell from its checkpoint and skips the finished ones. The
+# commit (clean). Records and checkpoints go to WORKDIR/store-core<CORE>, which keeps that
+# commit in its file `commit`: a queue started again runs the same code, resumes its
+# unfinished cell from its checkpoint and skips the finished ones. The
 # queue is pinned to CORE (XLA's float32 results depend on its thread count) and niced, so
 # the machine stays usable. Start it with nohup; its log is WORKDIR/queue-core<CORE>.log.
 # $OTARENA_BUDGET (default paper) is for trying the queue out at the smoke budget.
@@ -23,11 +24,15 @@ budget="${OTARENA_BUDGET:-paper}"
 python="${OTARENA_PYTHON:-$repo/.venv/bin/python}"
 [ -n "${OTARENA_DATA:-}" ] || export OTARENA_DATA="$(cd "$repo/../shared/data" && pwd)"
 
-commit="$(git -C "$repo" rev-parse --short HEAD)"
-code="$workdir/code-$commit"
-[ -d "$code" ] || git -C "$repo" worktree add -q --detach "$code" "$commit"
 store="$workdir/store-core$core"
 log="$workdir/queue-core$core.log"
+# A store remembers the commit it was started with: resumed (on this machine, or on another
+# from a carried copy, see README) it runs the same code, which its checkpoints were made by.
+mkdir -p "$store"
+[ -s "$store/commit" ] || git -C "$repo" rev-parse --short HEAD >"$store/commit"
+commit="$(cat "$store/commit")"
+code="$workdir/code-$commit"
+[ -d "$code" ] || git -C "$repo" worktree add -q --detach "$code" "$commit"
 
 # `read` takes the file line by line, so cells appended meanwhile are seen
 while read -r solvers pairs seeds; do
