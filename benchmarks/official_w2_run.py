@@ -65,6 +65,7 @@ import signal
 import sys
 import time
 import types
+from unittest import mock
 from pathlib import Path
 
 import torch
@@ -85,16 +86,6 @@ def _is_cuda(dev) -> bool:
 
 def _cpu(dev):
     return "cpu" if _is_cuda(dev) else dev
-
-
-@contextlib.contextmanager
-def patched(obj, name, value):
-    old = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, old)
 
 
 def _factory(orig):
@@ -120,12 +111,12 @@ def cuda_on_cpu():
     """Stand-ins 2-5 (see the docstring)."""
     with contextlib.ExitStack() as stack:
         for name in FACTORIES:
-            stack.enter_context(patched(torch, name, _factory(getattr(torch, name))))
-        stack.enter_context(patched(torch.nn.Module, "to", _to(torch.nn.Module.to)))
-        stack.enter_context(patched(torch.Tensor, "to", _to(torch.Tensor.to)))
-        stack.enter_context(patched(torch.nn.Module, "cuda", lambda self, *a, **k: self))
-        stack.enter_context(patched(torch.Tensor, "cuda", lambda self, *a, **k: self))
-        stack.enter_context(patched(torch.cuda, "set_device", lambda *a, **k: None))
+            stack.enter_context(mock.patch.object(torch, name, _factory(getattr(torch, name))))
+        stack.enter_context(mock.patch.object(torch.nn.Module, "to", _to(torch.nn.Module.to)))
+        stack.enter_context(mock.patch.object(torch.Tensor, "to", _to(torch.Tensor.to)))
+        stack.enter_context(mock.patch.object(torch.nn.Module, "cuda", lambda self, *a, **k: self))
+        stack.enter_context(mock.patch.object(torch.Tensor, "cuda", lambda self, *a, **k: self))
+        stack.enter_context(mock.patch.object(torch.cuda, "set_device", lambda *a, **k: None))
         yield
 
 
@@ -253,7 +244,7 @@ def main():
         with cuda_on_cpu():
             run(3)
             ns["DIM"] = args.dim
-            with patched(torch.cuda, "is_available", lambda: True):  # stand-in 1
+            with mock.patch.object(torch.cuda, "is_available", lambda: True):  # stand-in 1
                 run(5)
             ns["MAX_ITER"], ns["OUTPUT_PATH"] = args.max_iter, str(out)
             run(7)
