@@ -1,7 +1,7 @@
 """Conjugate solvers: x_hat(y) = argmin_x J(x; y) = psi(x) - <x, y>, warm-started.
 
-Each per-point solver works on one point and is vmapped over a batch (a batched
-``while_loop`` runs until every point has stopped; stopped points keep their value).
+Each per-point solver solves every point of a batch on its own (``PerPoint``: the batch is
+stepped in phases that leave out most of the points already stopped).
 
 The L-BFGS solver is w2ot's (Amos 2023, ``w2ot/external/jax_lbfgs.py``, itself JAX's
 ``_minimize_lbfgs`` with Armijo line searches) step for step: the first direction is the
@@ -35,8 +35,29 @@ class Solution(NamedTuple):
     iterations: jax.Array
 
 
+def lanes_per_phase(n: int) -> tuple[int, ...]:
+    """How many rows each phase of a batched solve steps: the batch, then an eighth, then a
+    sixty-fourth (at least one row each)."""
+    sizes = [n]
+    for fraction in (8, 64):
+        size = max(1, -(-n // fraction))
+        if size < sizes[-1]:
+            sizes.append(size)
+    return tuple(sizes)
+
+
 class PerPoint:
-    """Batched solves: one independent solve per row (vmapped)."""
+    """Batched solves: one independent solve per row.
+
+    A subclass defines one point's solve as a loop: ``_start`` (its state), ``_running``,
+    ``_step`` and ``_solution``. A vmapped ``while_loop`` would step every row of the batch
+    until the slowest has stopped (stopped rows are stepped and their result discarded),
+    and the slowest row takes several times the mean number of steps. So the batch is solved
+    in phases (``lanes_per_phase``): all rows while more than an eighth of them still run,
+    then only the running rows, gathered into an eighth of the batch, while more than a
+    sixty-fourth run, then into a sixty-fourth until none runs. Every row takes the same
+    steps as in its own loop; the phases change only which stopped rows are stepped in vain.
+    """
 
     def solve_batch(self, psi_batch: Callable[[jax.Array], jax.Array], y: jax.Array,
                     x0: jax.Array) -> Solution:
@@ -44,7 +65,27 @@ class PerPoint:
         def psi_one(x):
             return psi_batch(x[None])[0]
 
-        return jax.vmap(lambda yi, xi: self.solve(psi_one, yi, xi))(y, x0)
+        running = jax.vmap(self._running)
+        step = jax.vmap(lambda yi, state: self._step(psi_one, yi, state))
+
+        def stepped(rows_y, state):  # a step of the running rows; the stopped ones are kept
+            keep = running(state)
+            new = step(rows_y, state)
+            return jax.tree.map(
+                lambda a, b: jnp.where(keep.reshape(keep.shape + (1,) * (a.ndim - 1)), a, b),
+                new, state)
+
+        state = jax.vmap(lambda yi, xi: self._start(psi_one, yi, xi))(y, x0)
+        sizes = lanes_per_phase(y.shape[0])
+        for size, later in zip(sizes, sizes[1:] + (0,)):
+            # the running rows first (a stable order); at most `size` of them run here
+            rows = jnp.argsort(jnp.where(running(state), 0, 1), stable=True)[:size]
+            rows_y = y[rows]
+            phase = jax.lax.while_loop(lambda s, later=later: jnp.sum(running(s)) > later,
+                                       lambda s, rows_y=rows_y: stepped(rows_y, s),
+                                       jax.tree.map(lambda a, rows=rows: a[rows], state))
+            state = jax.tree.map(lambda a, b, rows=rows: a.at[rows].set(b), state, phase)
+        return jax.vmap(self._solution)(state)
 
 
 class _Step(NamedTuple):
@@ -153,41 +194,44 @@ class LBFGS(PerPoint):
 
         return jax.lax.fori_loop(0, used, oldest_first, q)
 
-    def solve(self, psi: Scalar, y: jax.Array, x0: jax.Array) -> Solution:
-        def objective(x):
-            return psi(x) - x.dot(y)
-
-        search = self._parallel if self.line_search == "parallel" else self._backtracking
+    def _start(self, psi: Scalar, y: jax.Array, x0: jax.Array) -> _LBFGSState:
+        value, grad = jax.value_and_grad(lambda x: psi(x) - x.dot(y))(x0)
         dim, dtype = x0.shape[0], x0.dtype
-
-        def body(state: _LBFGSState) -> _LBFGSState:
-            direction = self._direction(state)
-            ls = search(objective, state.x, direction, state.value, state.grad)
-            x_new = state.x + ls.step
-            y_k = ls.grad - state.grad
-            rho_inv = _dot(y_k, ls.step)
-            gamma = rho_inv / _dot(y_k, y_k)
-            stop = ((state.value - ls.value < self.ftol) | (state.k >= self.max_iter)
-                    | ls.failed | jnp.isnan(gamma.sum()) | jnp.isnan(x_new.sum()))
-            x_new = jnp.where(jnp.isnan(x_new.sum()), state.x, x_new)
-            converged = jnp.max(jnp.abs(ls.grad)) < self.gtol
-            return _LBFGSState(
-                converged=converged, failed=stop & ~converged, k=state.k + 1, x=x_new,
-                value=ls.value, grad=ls.grad,
-                s_history=jnp.roll(state.s_history, -1, axis=0).at[-1].set(ls.step),
-                y_history=jnp.roll(state.y_history, -1, axis=0).at[-1].set(y_k),
-                rho_history=jnp.roll(state.rho_history, -1).at[-1].set(1.0 / rho_inv),
-                gamma=gamma)
-
-        value, grad = jax.value_and_grad(objective)(x0)
-        init = _LBFGSState(
+        return _LBFGSState(
             converged=jnp.zeros((), bool), failed=jnp.zeros((), bool),
             k=jnp.zeros((), jnp.int32), x=x0, value=value, grad=grad,
             s_history=jnp.zeros((self.memory, dim), dtype),
             y_history=jnp.zeros((self.memory, dim), dtype),
             rho_history=jnp.zeros((self.memory,), dtype), gamma=jnp.ones((), dtype))
-        out = jax.lax.while_loop(lambda s: ~s.converged & ~s.failed, body, init)
-        return Solution(out.x, out.k)
+
+    def _running(self, state: _LBFGSState) -> jax.Array:
+        return ~state.converged & ~state.failed
+
+    def _step(self, psi: Scalar, y: jax.Array, state: _LBFGSState) -> _LBFGSState:
+        def objective(x):
+            return psi(x) - x.dot(y)
+
+        search = self._parallel if self.line_search == "parallel" else self._backtracking
+        direction = self._direction(state)
+        ls = search(objective, state.x, direction, state.value, state.grad)
+        x_new = state.x + ls.step
+        y_k = ls.grad - state.grad
+        rho_inv = _dot(y_k, ls.step)
+        gamma = rho_inv / _dot(y_k, y_k)
+        stop = ((state.value - ls.value < self.ftol) | (state.k >= self.max_iter)
+                | ls.failed | jnp.isnan(gamma.sum()) | jnp.isnan(x_new.sum()))
+        x_new = jnp.where(jnp.isnan(x_new.sum()), state.x, x_new)
+        converged = jnp.max(jnp.abs(ls.grad)) < self.gtol
+        return _LBFGSState(
+            converged=converged, failed=stop & ~converged, k=state.k + 1, x=x_new,
+            value=ls.value, grad=ls.grad,
+            s_history=jnp.roll(state.s_history, -1, axis=0).at[-1].set(ls.step),
+            y_history=jnp.roll(state.y_history, -1, axis=0).at[-1].set(y_k),
+            rho_history=jnp.roll(state.rho_history, -1).at[-1].set(1.0 / rho_inv),
+            gamma=gamma)
+
+    def _solution(self, state: _LBFGSState) -> Solution:
+        return Solution(state.x, state.k)
 
 
 @dataclass(frozen=True)
@@ -201,23 +245,26 @@ class Adam(PerPoint):
     lr: float = 0.1
     final_lr_fraction: float = 1e-4
 
-    def solve(self, psi: Scalar, y: jax.Array, x0: jax.Array) -> Solution:
-        grad_of = jax.grad(lambda x: psi(x) - jnp.dot(x, y))
+    def _optimizer(self):
         schedule = optax.cosine_decay_schedule(self.lr, self.max_iter, self.final_lr_fraction)
-        opt = optax.adam(schedule, b1=0.9, b2=0.999)
+        return optax.adam(schedule, b1=0.9, b2=0.999)
 
-        def body(carry):
-            x, grad, state, k = carry
-            updates, state = opt.update(grad, state, x)
-            x = optax.apply_updates(x, updates)
-            return x, grad_of(x), state, k + 1
+    def _start(self, psi: Scalar, y: jax.Array, x0: jax.Array):
+        grad = jax.grad(lambda x: psi(x) - jnp.dot(x, y))(x0)
+        return x0, grad, self._optimizer().init(x0), jnp.zeros((), jnp.int32)
 
-        def keep_going(carry):
-            _, grad, _, k = carry
-            return (k < self.max_iter) & (jnp.max(jnp.abs(grad)) > self.gtol)
+    def _running(self, state) -> jax.Array:
+        _, grad, _, k = state
+        return (k < self.max_iter) & (jnp.max(jnp.abs(grad)) > self.gtol)
 
-        init = (x0, grad_of(x0), opt.init(x0), jnp.zeros((), jnp.int32))
-        x, _, _, k = jax.lax.while_loop(keep_going, body, init)
+    def _step(self, psi: Scalar, y: jax.Array, state):
+        x, grad, opt_state, k = state
+        updates, opt_state = self._optimizer().update(grad, opt_state, x)
+        x = optax.apply_updates(x, updates)
+        return x, jax.grad(lambda x: psi(x) - jnp.dot(x, y))(x), opt_state, k + 1
+
+    def _solution(self, state) -> Solution:
+        x, _, _, k = state
         return Solution(x, k)
 
 

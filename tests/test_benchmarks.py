@@ -91,3 +91,13 @@ def test_throughput_measures_a_row_with_compile_apart(tmp_path):
     assert payload["complete"] and row["chunk"] == 2 and row["matmul_precision"] == "float32"
     assert row["compile_s"] > 0 and row["init_compile_s"] > 0 and row["ms_per_iteration"] > 0
     assert row["cache"] in ("hit", "miss", "off") and payload["device"]["platform"] == "cpu"
+
+
+def test_ab_conjugate_times_two_revisions_of_the_solver_on_a_cell(capsys):
+    from benchmarks import ab_conjugate
+
+    ab_conjugate.main(["HEAD", "--solver", "mlp-objective-lbfgs", "--pair", "hd-2",
+                       "--warmup", "4", "--pretrain-steps", "5", "--chunk", "2", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "from iteration 4" in out and "ratio HEAD / this checkout" in out
+    assert "conjugate steps per solve" in out

@@ -103,3 +103,37 @@ def test_the_settings_are_w2ots_two_lbfgs_configurations():
     assert (fast.gtol, fast.line_search, fast.ls_evaluations) == (0.1, "parallel", 10)
     assert (precise.gtol, precise.line_search, precise.ls_evaluations) == (1e-3, "backtracking", 30)
     assert fast.max_iter == precise.max_iter == 100
+
+
+def test_lanes_per_phase():
+    assert conjugate.lanes_per_phase(1024) == (1024, 128, 16)
+    assert conjugate.lanes_per_phase(100) == (100, 13, 2)
+    assert conjugate.lanes_per_phase(8) == (8, 1)
+    assert conjugate.lanes_per_phase(1) == (1,)
+
+
+@pytest.mark.parametrize("name, largest_log_scale",
+                         [("lbfgs", 3.0), ("lbfgs-high-precision", 3.0), ("adam", 0.5)])
+def test_a_batch_solves_every_row_as_its_own_solve(name, largest_log_scale):
+    """The phased batch takes, row by row, the steps the row takes alone: same iteration
+    counts, same points up to float64 rounding. Targets from 1e-2 to 10^largest_log_scale
+    on psi(x) = x'Ax/2 + |x|_4^4/4, started at 0: most rows stop early, a few run long, so
+    every phase runs rows."""
+    with jax.enable_x64(True):
+        k1, k2, k3 = jax.random.split(jax.random.key(7), 3)
+        dim, n = 6, 200
+        q, _ = jnp.linalg.qr(jax.random.normal(k1, (dim, dim)))
+        a = (q * jax.random.uniform(k2, (dim,), minval=0.5, maxval=3.0)) @ q.T
+
+        def psi_batch(x):
+            return 0.5 * jnp.einsum("ni,ij,nj->n", x, a, x) + 0.25 * jnp.sum(x ** 4, axis=1)
+
+        y = jnp.logspace(-2, largest_log_scale, n)[:, None] * jax.random.normal(k3, (n, dim))
+        solver = conjugate.SETTINGS[name]
+        batch = jax.jit(lambda y: solver.solve_batch(psi_batch, y, jnp.zeros_like(y)))(y)
+        alone = jax.jit(jax.vmap(lambda yi: solver.solve_batch(psi_batch, yi[None], 0 * yi[None])))(y)
+        iterations = np.sort(np.asarray(batch.iterations))
+        for lanes in conjugate.lanes_per_phase(n)[1:]:  # rows still run when each phase starts
+            assert iterations[-1] > iterations[-lanes - 1]
+        np.testing.assert_array_equal(np.asarray(batch.iterations), np.asarray(alone.iterations)[:, 0])
+        np.testing.assert_allclose(np.asarray(batch.x), np.asarray(alone.x)[:, 0], rtol=0, atol=1e-9)
