@@ -29,10 +29,15 @@ log="$workdir/queue-core$core.log"
 # A store remembers the commit it was started with: resumed (on this machine, or on another
 # from a carried copy, see README) it runs the same code, which its checkpoints were made by.
 mkdir -p "$store"
+exec 2>>"$log"  # a queue started with nohup ... >/dev/null still says why it stopped
 [ -s "$store/commit" ] || git -C "$repo" rev-parse --short HEAD >"$store/commit"
 commit="$(cat "$store/commit")"
 code="$workdir/code-$commit"
+# queues started together make the worktree once (git's lock fails the second `add`)
+exec 9>"$workdir/.worktree.lock"
+flock 9
 [ -d "$code" ] || git -C "$repo" worktree add -q --detach "$code" "$commit"
+flock -u 9
 
 # `read` takes the file line by line, so cells appended meanwhile are seen
 while read -r solvers pairs seeds; do
