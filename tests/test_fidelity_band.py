@@ -27,3 +27,30 @@ def test_single_runs_get_a_quarter_or_a_tenth():
 
 def test_a_paper_above_100_has_no_interval():
     assert band(">100") is None
+
+
+# --- the table's lines -------------------------------------------------------------------
+
+def _record(solver, pair, seed, uvp, profile="paper", eval_size=4096, iterations=250000):
+    budget = {"profile": profile, "iterations": None, "eval_every": None}
+    return {"schema": 1, "run_id": f"{solver}-{pair}-{seed}-{profile}-{eval_size}", "pair": pair,
+            "reverse": False, "solver": solver, "solver_config": {"registry": solver},
+            "seed": seed, "budget": budget, "eval": {"size": eval_size, "seed": 59297},
+            "status": "ok", "solver_label": "", "iterations": iterations,
+            "device": {"platform": "cpu", "kind": "cpu"},
+            "metrics": {"l2_uvp_fwd": uvp, "cos_fwd": 0.99}}
+
+
+def test_the_table_says_each_cells_budget_evaluation_sample_and_verdict():
+    from otarena.reporting import fidelity, map_records
+    records = [_record("icnn-objective-lbfgs", "hd-2", 0, 0.17),            # 0.26 +- 0.09
+               _record("icnn-objective-lbfgs", "hd-2", 0, 0.50, eval_size=16384),
+               _record("icnn-objective-lbfgs", "hd-2", 0, 2.5, profile="quick")]
+    table = fidelity.rows(map_records.frame(records))
+    got = {(r.points, r.budget): r.verdict for r in table.itertuples()}
+    # a different evaluation sample is another configuration: never averaged with the first
+    assert got == {("4096", "paper"): "inside", ("16384", "paper"): "outside",
+                   ("4096", "quick"): "not at paper budget"}
+    text = fidelity.markdown(map_records.frame(records))
+    assert "| points |" in text and "At the paper budget: 2 cells, 1 inside the band." in text
+    assert fidelity.latex(map_records.frame(records)).count(" & 16384 & ") == 1
