@@ -108,6 +108,8 @@ class _LBFGSState(NamedTuple):
     y_history: jax.Array
     rho_history: jax.Array
     gamma: jax.Array
+    direction: jax.Array  # the quasi-Newton direction of the step under way
+    trial: jax.Array  # backtracking: the exponent of the step size it tries next
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,13 @@ class LBFGS(PerPoint):
     and takes the largest that satisfies Armijo; ``"backtracking"`` tries 1, 1, 1/1.5,
     1/1.5^2, ... one after the other (w2ot's loop evaluates the unit step twice) until one
     does, at most ``ls_evaluations`` times.
+
+    A backtracking solve advances by one step size tried per ``_step``, not one L-BFGS step:
+    in a batch, a row whose search fails tries 30 sizes, and stepping whole L-BFGS steps
+    would make every row of the batch wait for it at that step (most steps of a
+    gtol-1e-3 batch have such a row). One size at a time, the rows that search long are
+    the long tail the phases of ``PerPoint`` gather. The unit step's second evaluation is
+    skipped: it is the first one again.
     """
 
     gtol: float = 0.1
@@ -133,7 +142,7 @@ class LBFGS(PerPoint):
         if self.line_search not in ("parallel", "backtracking"):
             raise ValueError(f"unknown line search {self.line_search!r}")
 
-    # -- line searches (w2ot's armijo_line_search_parallel / _backtracking) ----------------
+    # -- w2ot's armijo_line_search_parallel ------------------------------------------------
     def _parallel(self, objective, x, direction, value, grad) -> _Step:
         steps = self.ls_base ** -jnp.flip(jnp.arange(self.ls_evaluations, dtype=x.dtype))
         proposed = steps[:, None] * direction[None]
@@ -144,30 +153,6 @@ class LBFGS(PerPoint):
         kept = 1 - failed  # w2ot masks by arithmetic; kept as is (NaN behaviour included)
         step = kept * proposed[best]
         return _Step(failed, step, kept * values[best] + failed * value,
-                     kept * jax.grad(objective)(x + step) + failed * grad)
-
-    def _backtracking(self, objective, x, direction, value, grad) -> _Step:
-        slope = grad.dot(direction)
-
-        def satisfied(carry):
-            _, size, _, f = carry
-            return f < value + self.armijo * size * slope
-
-        def keep_trying(carry):
-            return ~satisfied(carry) & (carry[0] < self.ls_evaluations)
-
-        def body(carry):
-            i = carry[0]
-            size = self.ls_base ** -i.astype(x.dtype)
-            return i + 1, size, size * direction, objective(x + size * direction)
-
-        init = (jnp.zeros((), jnp.int32), jnp.ones((), x.dtype), direction,
-                objective(x + direction))
-        out = jax.lax.while_loop(keep_trying, body, init)
-        failed = ~satisfied(out)
-        kept = 1 - failed
-        step = kept * out[2]
-        return _Step(failed, step, kept * out[3] + failed * value,
                      kept * jax.grad(objective)(x + step) + failed * grad)
 
     # -- the solve ------------------------------------------------------------------------
@@ -197,12 +182,14 @@ class LBFGS(PerPoint):
     def _start(self, psi: Scalar, y: jax.Array, x0: jax.Array) -> _LBFGSState:
         value, grad = jax.value_and_grad(lambda x: psi(x) - x.dot(y))(x0)
         dim, dtype = x0.shape[0], x0.dtype
-        return _LBFGSState(
+        state = _LBFGSState(
             converged=jnp.zeros((), bool), failed=jnp.zeros((), bool),
             k=jnp.zeros((), jnp.int32), x=x0, value=value, grad=grad,
             s_history=jnp.zeros((self.memory, dim), dtype),
             y_history=jnp.zeros((self.memory, dim), dtype),
-            rho_history=jnp.zeros((self.memory,), dtype), gamma=jnp.ones((), dtype))
+            rho_history=jnp.zeros((self.memory,), dtype), gamma=jnp.ones((), dtype),
+            direction=grad, trial=jnp.zeros((), jnp.int32))
+        return state._replace(direction=self._direction(state))
 
     def _running(self, state: _LBFGSState) -> jax.Array:
         return ~state.converged & ~state.failed
@@ -211,9 +198,29 @@ class LBFGS(PerPoint):
         def objective(x):
             return psi(x) - x.dot(y)
 
-        search = self._parallel if self.line_search == "parallel" else self._backtracking
-        direction = self._direction(state)
-        ls = search(objective, state.x, direction, state.value, state.grad)
+        if self.line_search == "parallel":
+            return self._update(state, self._parallel(objective, state.x, state.direction,
+                                                      state.value, state.grad))
+        # w2ot's armijo_line_search_backtracking, one step size per call: 1 (its initial
+        # evaluation; its loop's first, 1.5^-0, is the same point), then 1.5^-1, 1.5^-2, ...
+        # until Armijo holds or 1.5^-(ls_evaluations - 1) has been tried.
+        size = self.ls_base ** -state.trial.astype(state.x.dtype)
+        tried = size * state.direction
+        value, grad = jax.value_and_grad(objective)(state.x + tried)
+        satisfied = value < state.value + self.armijo * size * state.grad.dot(state.direction)
+        last = state.trial >= max(self.ls_evaluations - 1, 0)
+        failed = ~satisfied
+        kept = 1 - failed  # w2ot's arithmetic masks, as in _parallel
+        # a failed search: w2ot takes grad J at x + 0 (= state.grad) and its value at the
+        # last size tried
+        grad = jnp.where(failed, state.grad, grad)
+        done = self._update(state, _Step(failed, kept * tried, kept * value + failed * state.value,
+                                         kept * grad + failed * state.grad))
+        searching = state._replace(trial=state.trial + 1)
+        return jax.tree.map(lambda a, b: jnp.where(satisfied | last, a, b), done, searching)
+
+    def _update(self, state: _LBFGSState, ls: _Step) -> _LBFGSState:
+        """The L-BFGS step once its line search has ended; the next step's direction."""
         x_new = state.x + ls.step
         y_k = ls.grad - state.grad
         rho_inv = _dot(y_k, ls.step)
@@ -222,13 +229,14 @@ class LBFGS(PerPoint):
                 | ls.failed | jnp.isnan(gamma.sum()) | jnp.isnan(x_new.sum()))
         x_new = jnp.where(jnp.isnan(x_new.sum()), state.x, x_new)
         converged = jnp.max(jnp.abs(ls.grad)) < self.gtol
-        return _LBFGSState(
+        new = _LBFGSState(
             converged=converged, failed=stop & ~converged, k=state.k + 1, x=x_new,
             value=ls.value, grad=ls.grad,
             s_history=jnp.roll(state.s_history, -1, axis=0).at[-1].set(ls.step),
             y_history=jnp.roll(state.y_history, -1, axis=0).at[-1].set(y_k),
             rho_history=jnp.roll(state.rho_history, -1).at[-1].set(1.0 / rho_inv),
-            gamma=gamma)
+            gamma=gamma, direction=state.direction, trial=jnp.zeros((), jnp.int32))
+        return new._replace(direction=self._direction(new))
 
     def _solution(self, state: _LBFGSState) -> Solution:
         return Solution(state.x, state.k)
