@@ -137,3 +137,22 @@ def test_a_batch_solves_every_row_as_its_own_solve(name, largest_log_scale):
             assert iterations[-1] > iterations[-lanes - 1]
         np.testing.assert_array_equal(np.asarray(batch.iterations), np.asarray(alone.iterations)[:, 0])
         np.testing.assert_allclose(np.asarray(batch.x), np.asarray(alone.x)[:, 0], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("line_search", ["parallel", "backtracking"])
+def test_the_line_search_tries_exactly_ls_evaluations_sizes(line_search):
+    """w2ot's sizes are 1.5^-i for i < ls_evaluations. On J(x) = 5 x^2 - x from 0 the first
+    (gradient) step satisfies Armijo only from 1.5^-4 on: 4 sizes fail the solve at its first
+    step, where it started; 5 take that size and go on to the minimum 0.1."""
+    psi_batch = lambda x: 5.0 * jnp.sum(x ** 2, axis=1)  # noqa: E731
+    y, x0 = jnp.ones((1, 1)), jnp.zeros((1, 1))
+
+    def solve(evaluations):
+        solver = conjugate.LBFGS(gtol=1e-4, line_search=line_search,
+                                 ls_evaluations=evaluations)
+        return jax.jit(lambda: solver.solve_batch(psi_batch, y, x0))()
+
+    short, enough = solve(4), solve(5)
+    assert int(short.iterations[0]) == 1 and float(short.x[0, 0]) == 0.0
+    assert int(enough.iterations[0]) > 1
+    assert float(enough.x[0, 0]) == pytest.approx(0.1, abs=1e-4)
